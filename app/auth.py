@@ -1,0 +1,76 @@
+"""Client authentication with proxy keys.
+
+Checked in a pure ASGI middleware on the routed path (``scope["path"]``),
+never on a URL rebuilt from the Host header, so every route, alias and
+method is covered; only ``/health`` is open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import AuthenticationFailed, render
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+def _digest(key: str | bytes) -> bytes:
+    raw = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key
+    return hashlib.sha256(raw).digest()
+
+
+class ProxyKeys:
+    """The accepted client keys, compared in constant time."""
+
+    def __init__(self, keys: Iterable[SecretStr]) -> None:
+        # Comparing fixed-length digests keeps timing independent of key length.
+        self._digests = tuple(_digest(k.get_secret_value()) for k in keys)
+
+    def __bool__(self) -> bool:
+        return bool(self._digests)
+
+    def accepts(self, presented: bytes) -> bool:
+        candidate = _digest(presented)
+        ok = False
+        for digest in self._digests:
+            ok |= hmac.compare_digest(candidate, digest)
+        return ok
+
+
+def bearer_token(header: bytes | None) -> bytes | None:
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class ProxyKeyAuth:
+    """ASGI middleware answering 401 in OpenAI's shape to calls without a valid key."""
+
+    def __init__(self, app: ASGIApp, keys: ProxyKeys) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        token = bearer_token(header)
+        if token is None:
+            error = AuthenticationFailed(
+                "Missing API key: send your persona-proxy key as 'Authorization: Bearer <key>'."
+            )
+        elif not self.keys.accepts(token):
+            # The presented key is never echoed, not even masked.
+            error = AuthenticationFailed("Incorrect API key provided for persona-proxy.")
+        else:
+            return await self.app(scope, receive, send)
+        error.headers["www-authenticate"] = "Bearer"
+        await render(error)(scope, receive, send)

@@ -1,0 +1,66 @@
+"""Persona injection: pure functions from a client request to an upstream one.
+
+The proxy owns three things in a chat request: ``model`` (the route's
+upstream id), the persona system prompt inside ``messages``, and defaults
+for absent parameters. Everything else passes through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+PromptMode = Literal["replace", "prepend", "if_absent"]
+
+# OpenAI's newer models call the system role "developer"; both carry
+# instructions, so both count as the client's system prompt.
+SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def is_system(message: Mapping[str, Any]) -> bool:
+    return message.get("role") in SYSTEM_ROLES
+
+
+def apply_persona(
+    messages: list[dict[str, Any]], prompt: str | None, mode: PromptMode
+) -> list[dict[str, Any]]:
+    """Return the message list the upstream should see.
+
+    ``replace`` drops the client's system messages and puts the persona
+    first; ``prepend`` keeps them after the persona; ``if_absent`` adds the
+    persona only when the client sent none. User, assistant and tool
+    messages are never dropped or reordered.
+    """
+    if prompt is None:
+        return messages
+    persona = {"role": "system", "content": prompt}
+    if mode == "replace":
+        return [persona, *(m for m in messages if not is_system(m))]
+    if mode == "prepend":
+        return [persona, *messages]
+    if any(is_system(m) for m in messages):
+        return messages
+    return [persona, *messages]
+
+
+def apply_defaults(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill in route defaults for keys the client did not send."""
+    for key, value in params.items():
+        if key not in body:
+            body[key] = value
+    return body
+
+
+def upstream_body(
+    body: dict[str, Any],
+    *,
+    model: str,
+    prompt: str | None,
+    mode: PromptMode,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The request body to send upstream, built from a validated client body."""
+    out = dict(body)
+    out["model"] = model
+    out["messages"] = apply_persona(body["messages"], prompt, mode)
+    return apply_defaults(out, params)

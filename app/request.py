@@ -1,0 +1,101 @@
+"""Reading and checking a client's chat request before anything is forwarded.
+
+Checks stay shallow on purpose: the proxy verifies what it needs to route
+and inject (``model``, ``messages``, ``stream``) and leaves the rest of the
+schema to the upstream, which knows its own extensions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from .errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything but JSON and anything over ``limit``."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType(
+                "Request bodies must be JSON; send Content-Type: application/json."
+            )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the proxy's limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            # Chunked bodies carry no Content-Length: count as they arrive.
+            raise PayloadTooLarge(f"Request body is larger than the proxy's limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_chat_request(raw: bytes) -> dict[str, Any]:
+    """Parse and check a chat completion body; errors name the bad ``param``."""
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(_json_problem(exc), code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    model = body.get("model")
+    if model is None:
+        raise _missing("model")
+    if not isinstance(model, str) or not model:
+        raise _wrong_type("model", "a non-empty string")
+    _check_messages(body.get("messages"))
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _wrong_type("stream", "a boolean")
+    return body
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise _missing("messages")
+    if not isinstance(messages, list):
+        raise _wrong_type("messages", "an array of message objects")
+    if not messages:
+        raise InvalidRequest(
+            "'messages' must contain at least one message.", code="invalid_value", param="messages"
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _wrong_type(f"messages[{i}]", "an object")
+        role = message.get("role")
+        if role is None:
+            raise _missing(f"messages[{i}].role")
+        if role not in MESSAGE_ROLES:
+            allowed = ", ".join(sorted(MESSAGE_ROLES))
+            raise InvalidRequest(
+                f"Invalid value for 'messages[{i}].role': expected one of {allowed}.",
+                code="invalid_value",
+                param=f"messages[{i}].role",
+            )
+
+
+def _json_problem(exc: orjson.JSONDecodeError) -> str:
+    # The decoder's message names a position, never the offending text.
+    if "utf-8" in str(exc).lower():
+        return "The request body is not valid UTF-8."
+    return f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno})."
+
+
+def _missing(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param)
+
+
+def _wrong_type(param: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid type for '{param}': expected {expected}.", code="invalid_type", param=param)

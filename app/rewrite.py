@@ -1,0 +1,70 @@
+"""Rewrite the top-level ``model`` of a JSON document without re-serializing it.
+
+Responses must report the route name, not the upstream id, and otherwise
+stay byte-for-byte what the upstream sent. OpenAI, vLLM and Ollama write
+``"model"`` near the start of every object, before any nested value, so a
+cheap check of the prefix proves the match is a top-level key; anything
+else falls back to a full parse.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+_KEY = b'"model"'
+
+
+def rewrite_model(doc: bytes, model: bytes) -> bytes | None:
+    """Return ``doc`` with its top-level ``model`` string set to ``model``.
+
+    ``model`` is the JSON-encoded new value (quotes included). Returns
+    ``None`` when ``doc`` is not a JSON object; returns ``doc`` unchanged when
+    it is an object without a ``model`` string.
+    """
+    fast = _rewrite_in_place(doc, model)
+    if fast is not None:
+        return fast
+    try:
+        parsed = orjson.loads(doc)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    if not isinstance(parsed.get("model"), str):
+        return doc
+    parsed["model"] = orjson.loads(model)
+    return orjson.dumps(parsed)
+
+
+def _rewrite_in_place(doc: bytes, model: bytes) -> bytes | None:
+    start = doc.find(_KEY)
+    if start < 0:
+        return None
+    prefix = doc[:start]
+    # Top level and outside any string: exactly one '{' opened before the key,
+    # nothing nested, and no escapes that could hide a quote.
+    if (
+        prefix.lstrip()[:1] != b"{"
+        or prefix.count(b"{") != 1
+        or b"[" in prefix
+        or b"}" in prefix
+        or b"\\" in prefix
+        or prefix.count(b'"') % 2
+    ):
+        return None
+    i = _skip_space(doc, start + len(_KEY))
+    if doc[i : i + 1] != b":":
+        return None
+    i = _skip_space(doc, i + 1)
+    if doc[i : i + 1] != b'"':
+        return None
+    end = doc.find(b'"', i + 1)
+    if end < 0 or b"\\" in doc[i + 1 : end]:
+        return None
+    return doc[:i] + model + doc[end + 1 :]
+
+
+def _skip_space(doc: bytes, i: int) -> int:
+    while doc[i : i + 1] in (b" ", b"\t", b"\n", b"\r"):
+        i += 1
+    return i

@@ -1,0 +1,85 @@
+"""The application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+
+from . import __version__
+from .api import ROUTES
+from .auth import ProxyKeyAuth, ProxyKeys
+from .config import Config, is_loopback
+from .demo import DemoTransport
+from .errors import ProxyError, handle_http_exception, handle_proxy_error, handle_unexpected
+from .routing import RouteTable
+from .serving import ChatService
+from .upstream import UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    config: Config, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    """Build the proxy for ``config``; ``transports`` replaces upstream transports by name."""
+    transports = dict(transports or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clients = {
+            name: UpstreamClient(config.upstream(name), transports.get(name) or _default_transport(settings.kind))
+            for name, settings in config.upstreams.items()
+        }
+        app.state.chat = ChatService(app.state.routes, clients)
+        _log_start(config, app.state.routes)
+        try:
+            yield
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    app = FastAPI(
+        title="persona-proxy",
+        version=__version__,
+        lifespan=lifespan,
+        # Interactive docs would be an unauthenticated view of the API; there are none.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        routes=ROUTES,
+    )
+    app.state.config = config
+    app.state.routes = RouteTable.from_config(config)
+    app.add_exception_handler(ProxyError, handle_proxy_error)
+    app.add_exception_handler(HTTPException, handle_http_exception)
+    app.add_exception_handler(Exception, handle_unexpected)
+    keys = ProxyKeys(config.client_keys)
+    if keys:
+        app.add_middleware(ProxyKeyAuth, keys=keys)
+    return app
+
+
+def _default_transport(kind: str) -> httpx.AsyncBaseTransport | None:
+    return DemoTransport() if kind == "demo" else None
+
+
+def _log_start(config: Config, routes: RouteTable) -> None:
+    server = config.server
+    if not config.client_keys:
+        where = "loopback only" if is_loopback(server.host) else "ON A NON-LOOPBACK ADDRESS"
+        logger.warning(
+            "no client keys in %s: serving WITHOUT authentication (%s)", server.api_keys_env, where
+        )
+    for name, settings in config.upstreams.items():
+        if config.upstream(name).key_missing:
+            names = ", ".join(r.name for r in routes if r.upstream == name) or "none"
+            logger.warning(
+                "upstream %s: %s is not set; its routes (%s) will answer 502 until it is",
+                name, settings.api_key_env, names,
+            )
+    logger.info("serving %d route(s): %s", len(routes), ", ".join(r.name for r in routes))

@@ -1,0 +1,201 @@
+"""Talking to one OpenAI-compatible upstream.
+
+:class:`UpstreamClient` opens a request, waits for the response headers and
+turns every failure before that point into a :class:`ProxyError`. A
+successful response is handed to the caller still open: whoever receives it
+owns it and must close it. Error responses are read, closed and raised here,
+so no path leaks a pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+
+import httpx
+import orjson
+
+from . import __version__
+from .config import Upstream
+from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
+
+logger = logging.getLogger(__name__)
+
+ERROR_BODY_LIMIT = 64 * 1024
+POOL_TIMEOUT = 5.0
+# Response headers a client's own retry and rate-limit logic reads.
+PASSED_HEADERS = ("x-request-id", "openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
+PASSED_PREFIXES = ("x-ratelimit-",)
+NO_RETRY = {"x-should-retry": "false"}
+
+
+class UpstreamClient:
+    """One upstream's connection pool and the rules for using it."""
+
+    def __init__(self, upstream: Upstream, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.name = upstream.name
+        self.settings = upstream.settings
+        self._key = upstream.api_key
+        self._key_missing = upstream.key_missing
+        s = upstream.settings
+        self._client = httpx.AsyncClient(
+            base_url=(s.base_url or "http://demo.invalid/v1").rstrip("/") + "/",
+            transport=transport,
+            # Phases are bounded by our own first-byte and idle timers; httpx's
+            # read timeout is only a backstop so a dead socket cannot hang forever.
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout,
+                read=max(s.first_byte_timeout, s.idle_timeout) + 1,
+                write=s.idle_timeout,
+                pool=POOL_TIMEOUT,
+            ),
+            limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
+            trust_env=False,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            # Bodies are relayed as decoded bytes; identity keeps length and encoding honest.
+            "accept-encoding": "identity",
+            "user-agent": f"persona-proxy/{__version__}",
+        }
+        if self._key is not None:
+            headers["authorization"] = "Bearer " + self._key.get_secret_value()
+        return headers
+
+    async def post(self, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+        """POST ``body`` and return the open 2xx response; raise on anything else."""
+        if self._key_missing:
+            raise BadGateway(
+                f"Upstream '{self.name}' has no API key: set the {self.settings.api_key_env} "
+                "environment variable and restart persona-proxy.",
+                code="upstream_key_missing",
+                headers=NO_RETRY,
+            )
+        request = self._client.build_request("POST", path, content=body, headers=self._headers(stream))
+        response = await self._send(request)
+        if response.status_code >= 300:
+            await self._raise_for_status(response)
+        return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._send_once(request)
+        except httpx.ConnectError:
+            # Nothing reached the upstream: one retry after a short jittered pause is safe.
+            await asyncio.sleep(random.uniform(0.05, 0.25))
+        try:
+            return await self._send_once(request)
+        except ProxyError as err:
+            err.headers.update(NO_RETRY)
+            raise
+        except httpx.ConnectError:
+            raise self._unreachable() from None
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        try:
+            async with asyncio.timeout(self.settings.first_byte_timeout):
+                return await self._client.send(request, stream=True)
+        except httpx.ConnectError:
+            raise
+        except httpx.ConnectTimeout:
+            raise GatewayTimeout(
+                f"Upstream '{self.name}' did not accept a connection within "
+                f"{self.settings.connect_timeout:g} s."
+            ) from None
+        except httpx.PoolTimeout:
+            raise ServiceUnavailable(
+                f"Upstream '{self.name}' has no free connection; try again shortly.",
+                headers={"retry-after": "1"},
+            ) from None
+        except TimeoutError:
+            raise GatewayTimeout(
+                f"Upstream '{self.name}' sent no response within {self.settings.first_byte_timeout:g} s."
+            ) from None
+        except httpx.HTTPError as exc:
+            logger.warning("upstream %s failed before responding: %s", self.name, type(exc).__name__)
+            raise BadGateway(
+                f"Upstream '{self.name}' closed the connection before responding.",
+                code="upstream_connection_error",
+            ) from None
+
+    def _unreachable(self) -> BadGateway:
+        logger.warning("upstream %s is unreachable", self.name)
+        return BadGateway(
+            f"Upstream '{self.name}' is unreachable; check that it is running and its base_url.",
+            code="upstream_unreachable",
+            headers=NO_RETRY,
+        )
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        try:
+            body = await _read_capped(response, ERROR_BODY_LIMIT)
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await response.aclose()
+        status = response.status_code
+        logger.warning("upstream %s answered HTTP %d", self.name, status)
+        if status in (401, 403):
+            raise BadGateway(
+                f"Upstream '{self.name}' rejected persona-proxy's API key (HTTP {status}); "
+                f"check the {self.settings.api_key_env or 'api_key_env'} environment variable.",
+                code="upstream_auth_failed",
+                headers=NO_RETRY,
+            )
+        if status < 400:
+            raise BadGateway(
+                f"Upstream '{self.name}' answered with a redirect (HTTP {status}); check its base_url.",
+                code="upstream_redirect",
+            )
+        raise UpstreamStatusError(status, upstream_error(body, status), passed_headers(response.headers))
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+def upstream_error(body: bytes, status: int) -> dict[str, object]:
+    """The upstream's error object in OpenAI's shape; unknown bodies are not echoed."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, str):  # Ollama and some servers: {"error": "text"}
+        error = {"message": error}
+    if not isinstance(error, dict):
+        detail = parsed.get("message") or parsed.get("detail") if isinstance(parsed, dict) else None
+        error = {"message": detail if isinstance(detail, str) else f"The upstream returned HTTP {status}."}
+    default_type = "invalid_request_error" if status < 500 else "server_error"
+    code = error.get("code")
+    return {
+        "message": str(error.get("message") or f"The upstream returned HTTP {status}."),
+        "type": error.get("type") if isinstance(error.get("type"), str) else default_type,
+        "param": error.get("param") if isinstance(error.get("param"), str) else None,
+        "code": str(code) if code is not None else None,
+    }
+
+
+def passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream response headers worth relaying to the client."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name in PASSED_HEADERS or name.startswith(PASSED_PREFIXES)
+    }

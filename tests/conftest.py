@@ -1,0 +1,109 @@
+"""Shared fixtures: a fake upstream and the proxy, both real servers on loopback."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.config import load_config
+from app.server import create_app
+
+from .fake_openai import FakeOpenAI
+from .servers import ServerThread
+
+MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
+
+DEFAULT_ROUTES = f"""
+[routes.maid]
+upstream = "fake"
+model = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+display_name = "Maid (fine-tuned)"
+system_prompt = "{MAID_PROMPT}"
+params = {{ temperature = 0.8 }}
+"""
+
+
+@dataclass
+class Proxy:
+    """A running proxy and the secrets it was started with."""
+
+    server: ServerThread
+    client_key: str | None
+    upstream_key: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/v1"
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.client_key}"} if self.client_key else {}
+
+    def http(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers(), timeout=10, **kwargs)
+
+    def async_http(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers(), timeout=10, **kwargs)
+
+    def openai(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=self.client_key or "unused", max_retries=0, timeout=10)
+
+    def async_openai(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.client_key or "unused",
+                                  max_retries=0, timeout=10)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_proxy(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Callable[..., Proxy]]:
+    started: list[ServerThread] = []
+
+    def make(
+        routes: str = DEFAULT_ROUTES,
+        *,
+        server: str = "",
+        upstream: str = "",
+        with_keys: bool = True,
+        env: dict[str, str] | None = None,
+        extra_upstreams: str = "",
+    ) -> Proxy:
+        client_key = "pp-client-" + secrets.token_hex(16) if with_keys else None
+        upstream_key = "up-canary-" + secrets.token_hex(16)
+        text = (
+            f'[server]\nhost = "127.0.0.1"\nport = 0\napi_keys_env = "TEST_PROXY_KEYS"\n{server}\n'
+            f'[upstreams.fake]\nbase_url = "{fake.url}/v1"\napi_key_env = "TEST_UPSTREAM_KEY"\n{upstream}\n'
+            f"{extra_upstreams}\n{routes}"
+        )
+        path = tmp_path / "config.toml"
+        path.write_text(text, encoding="utf-8")
+        environ = {"TEST_UPSTREAM_KEY": upstream_key, **(env or {})}
+        if client_key:
+            environ["TEST_PROXY_KEYS"] = client_key
+        config = load_config(path, environ=environ)
+        thread = ServerThread(create_app(config)).start()
+        started.append(thread)
+        return Proxy(thread, client_key, upstream_key)
+
+    yield make
+    for thread in started:
+        thread.stop()
+
+
+@pytest.fixture
+def proxy(make_proxy: Callable[..., Proxy]) -> Proxy:
+    return make_proxy()
