@@ -42,9 +42,12 @@ def _rewrite_in_place(doc: bytes, model: bytes) -> bytes | None:
         return None
     prefix = doc[:start]
     # Top level and outside any string: exactly one '{' opened before the key,
-    # nothing nested, and no escapes that could hide a quote.
+    # nothing nested, and no escapes that could hide a quote. The rest of the
+    # document is not validated here: a truncated one (no closing brace) takes
+    # the full parse and fails there.
     if (
-        prefix.lstrip()[:1] != b"{"
+        doc.rstrip()[-1:] != b"}"
+        or prefix.lstrip()[:1] != b"{"
         or prefix.count(b"{") != 1
         or b"[" in prefix
         or b"}" in prefix

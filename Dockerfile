@@ -1,0 +1,20 @@
+# persona-proxy: docker build -t persona-proxy .
+# docker run -p 8080:8080 -v $PWD/config.toml:/config/config.toml:ro \
+#   -e OPENAI_API_KEY -e PERSONA_PROXY_API_KEYS persona-proxy
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN pip install . && rm -rf /src
+
+RUN useradd --system --uid 10001 --home /nonexistent --shell /usr/sbin/nologin persona
+USER persona
+WORKDIR /config
+EXPOSE 8080
+
+# Inside a container the proxy must listen on all interfaces, so it needs
+# client keys (PERSONA_PROXY_API_KEYS) or it refuses to start.
+ENTRYPOINT ["persona-proxy", "serve"]
+CMD ["--config", "/config/config.toml", "--host", "0.0.0.0", "--port", "8080"]

@@ -1,0 +1,77 @@
+"""The persona-proxy command: help, config errors, and a real `serve` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from app.cli import cli
+
+
+def test_help_on_every_command():
+    runner = CliRunner()
+    for args in (["--help"], ["serve", "--help"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "Usage:" in result.output
+    assert "--config" in runner.invoke(cli, ["serve", "--help"]).output
+
+
+def test_config_error_is_one_clean_message(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[routes.maid]\nupstream = "nowhere"\nmodel = "m"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
+    assert result.exit_code == 1
+    assert "bad.toml" in result.output and "routes.maid.upstream" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_exposed_bind_without_keys_refuses_to_start():
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"], env={"PERSONA_PROXY_API_KEYS": ""})
+    assert result.exit_code == 1
+    assert "allow_unauthenticated" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_with_the_default_config_runs_the_offline_demo(tmp_path: Path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PERSONA_PROXY_API_KEYS")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
+        reply = httpx.post(base + "/v1/chat/completions", timeout=10, json={
+            "model": "maid-demo", "messages": [{"role": "user", "content": "你好"}]})
+        assert reply.status_code == 200 and "主人" in reply.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it stopped.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output
+    assert "serving WITHOUT authentication (loopback only)" in output
+    assert "OPENAI_API_KEY is not set" in output

@@ -1,0 +1,107 @@
+"""Loading and validating the TOML config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = """
+[upstreams.openai]
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+
+[routes.maid]
+upstream = "openai"
+model = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, text: str, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ=kwargs.pop("environ", {}), **kwargs)
+    return str(info.value)
+
+
+def test_example_and_default_configs_load():
+    example = load_config(ROOT / "config.example.toml", environ={})
+    assert {"maid", "maid-demo"} <= set(example.routes)
+    default = load_config(None, environ={})
+    assert default.routes["maid"].system_prompt == "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
+    assert default.upstreams["demo"].kind == "demo"
+    assert default.server.host == "127.0.0.1"
+
+
+def test_secrets_come_from_the_environment(tmp_path):
+    config = load_config(write(tmp_path, BASE), environ={"OPENAI_API_KEY": "k1", "PERSONA_PROXY_API_KEYS": "a, b,"})
+    assert config.upstream("openai").api_key.get_secret_value() == "k1"
+    assert [k.get_secret_value() for k in config.client_keys] == ["a", "b"]
+    assert "k1" not in repr(config) and "k1" not in config.model_dump_json()
+
+
+def test_unknown_key_is_named(tmp_path):
+    message = error_for(tmp_path, BASE + "temprature = 0.5\n")
+    assert "config.toml" in message
+    assert "routes.maid.temprature: unknown key" in message
+
+
+def test_unknown_server_key_and_table(tmp_path):
+    assert "server.prot: unknown key" in error_for(tmp_path, "[server]\nprot = 1\n" + BASE)
+    assert "unknown top-level key 'route'" in error_for(tmp_path, BASE + "[route.x]\nmodel = 'y'\n")
+
+
+def test_unknown_upstream_lists_the_known_ones(tmp_path):
+    message = error_for(tmp_path, BASE.replace('upstream = "openai"', 'upstream = "opnai"'))
+    assert "routes.maid.upstream: unknown upstream 'opnai'" in message
+    assert "[upstreams.opnai]" in message and "openai" in message
+
+
+def test_bad_values(tmp_path):
+    assert "system_prompt_mode" in error_for(tmp_path, BASE + 'system_prompt_mode = "always"\n')
+    assert "params may not set 'model'" in error_for(tmp_path, BASE + 'params = { model = "x" }\n')
+    assert "base_url is required" in error_for(tmp_path, '[upstreams.x]\napi_key_env = "K"\n')
+    assert "http:// or https://" in error_for(tmp_path, '[upstreams.x]\nbase_url = "ftp://h"\n')
+    assert "server.port" in error_for(tmp_path, "[server]\nport = 70000\n" + BASE)
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    assert "not valid TOML" in error_for(tmp_path, "[routes.maid\n")
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_environment_beats_file_and_flags_beat_environment(tmp_path, monkeypatch):
+    path = write(tmp_path, "[server]\nport = 1111\n" + BASE)
+    monkeypatch.setenv("PERSONA_PROXY_PORT", "2222")
+    assert load_config(path, environ={}).server.port == 2222
+    assert load_config(path, overrides={"port": 3333}, environ={}).server.port == 3333
+
+
+def test_system_prompt_file_is_relative_to_the_config(tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "maid.txt").write_text("女僕\n", encoding="utf-8")
+    config = load_config(write(tmp_path, BASE + 'system_prompt_file = "prompts/maid.txt"\n'), environ={})
+    assert config.routes["maid"].system_prompt == "女僕"
+    assert "cannot read" in error_for(tmp_path, BASE + 'system_prompt_file = "missing.txt"\n')
+    assert "not both" in error_for(tmp_path, BASE + 'system_prompt = "a"\nsystem_prompt_file = "b"\n')
+
+
+def test_exposed_bind_needs_strong_keys(tmp_path):
+    exposed = '[server]\nhost = "0.0.0.0"\n' + BASE
+    assert "allow_unauthenticated" in error_for(tmp_path, exposed)
+    assert "shorter than 16" in error_for(tmp_path, exposed, environ={"PERSONA_PROXY_API_KEYS": "short"})
+    ok = load_config(write(tmp_path, exposed), environ={"PERSONA_PROXY_API_KEYS": "x" * 32})
+    assert ok.server.host == "0.0.0.0"
+    opted_out = load_config(write(tmp_path, exposed.replace("0.0.0.0\"", "0.0.0.0\"\nallow_unauthenticated = true")), environ={})
+    assert opted_out.server.allow_unauthenticated
+    loopback = load_config(write(tmp_path, '[server]\nhost = "::1"\n' + BASE), environ={})
+    assert loopback.server.host == "::1"
