@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,7 +48,7 @@ async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:
     """The client left before its answer was ready: there is no one to answer."""
 
 
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     HTTPRoute("/health", health, methods=["GET"]),
     HTTPRoute("/v1/models", list_models, methods=["GET"]),
     # Model ids such as "ft:gpt-4o-mini:org::id" or "org/name" contain ':' and '/'.

@@ -151,7 +151,9 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     cls = _STATUS_ERRORS.get(exc.status_code, ProxyError)
     if exc.status_code == 404:
-        err: ProxyError = NotFound(f"Unknown path {request.url.path[:200]}; this proxy serves /v1/models and /v1/chat/completions.")
+        err: ProxyError = NotFound(
+            f"Unknown path {request.url.path[:200]}; this proxy serves /v1/models and /v1/chat/completions."
+        )
     elif exc.status_code == 405:
         err = MethodNotAllowed(f"Method {request.method} is not allowed on this path.")
     else:

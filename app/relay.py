@@ -64,7 +64,7 @@ async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]
 class StreamOutcome:
     """What happened to one relayed stream, for the access log."""
 
-    __slots__ = ("events", "done", "error", "first_byte_at")
+    __slots__ = ("done", "error", "events", "first_byte_at")
 
     def __init__(self) -> None:
         self.events = 0

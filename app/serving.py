@@ -59,7 +59,8 @@ class ChatService:
 
 def _is_event_stream(response: httpx.Response) -> bool:
     # Like Open WebUI, trust the content type, not what was asked for.
-    return response.headers.get("content-type", "").startswith("text/event-stream")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 async def _relay_json(

@@ -78,9 +78,8 @@ class SSEDecoder:
             # NOTE: as per the SSE spec, an id containing NUL is ignored.
             if b"\0" not in value:
                 self._id = value
-        elif name == b"retry":
-            if value.isdigit():
-                self._retry = value
+        elif name == b"retry" and value.isdigit():
+            self._retry = value
         return None
 
     def _dispatch(self) -> SSEEvent | None:

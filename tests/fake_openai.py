@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,8 @@ class Reply:
     chunks: list[bytes | Gate | Pause] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    # Hold the response headers until this gate opens (or the client hangs up).
+    hold: Gate | None = None
 
 
 def completion(model: str = "upstream-model", content: str = "Hello!", **extra: Any) -> dict[str, Any]:
@@ -110,6 +113,8 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # monotonic times at which a client (the proxy) hung up mid-stream
+        self.disconnects: list[float] = []
         self._queue: deque[Reply] = deque()
         self._server = ServerThread(self._app())
 
@@ -140,12 +145,42 @@ class FakeOpenAI:
         body = await request.body()
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
         reply = self._queue.popleft() if self._queue else self._default(request, body)
+        if reply.hold is not None and not await self._wait(request, reply.hold):
+            return Response(status_code=499)
         headers = dict(reply.headers)
         if reply.chunks is not None:
-            return StreamingResponse(_play(reply.chunks), reply.status, headers,
+            return StreamingResponse(self._play(request, reply.chunks), reply.status, headers,
                                      media_type=reply.content_type or "text/event-stream")
         return Response(reply.body or b"", reply.status, headers,
                         media_type=reply.content_type or "application/json")
+
+    async def _play(self, request: Request, chunks: list[bytes | Gate | Pause]) -> Any:
+        finished = False
+        try:
+            for item in chunks:
+                if isinstance(item, Gate):
+                    if not await self._wait(request, item):
+                        break  # the gate never opened: end the stream short
+                elif isinstance(item, Pause):
+                    await asyncio.sleep(item.seconds)
+                else:
+                    yield item
+            finished = True
+        finally:
+            # Starlette cancels this generator when the client (the proxy) hangs up.
+            if not finished:
+                self.disconnects.append(time.monotonic())
+
+    async def _wait(self, request: Request, gate: Gate) -> bool:
+        deadline = time.monotonic() + gate.timeout
+        while not gate.event.is_set():
+            if await request.is_disconnected():
+                self.disconnects.append(time.monotonic())
+                return False
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def _default(self, request: Request, body: bytes) -> Reply:
         if request.url.path.endswith("/models"):
@@ -159,13 +194,3 @@ class FakeOpenAI:
         return Reply(body=json.dumps(completion(model)).encode())
 
 
-async def _play(chunks: list[bytes | Gate | Pause]) -> Any:
-    for item in chunks:
-        if isinstance(item, Gate):
-            opened = await asyncio.to_thread(item.event.wait, item.timeout)
-            if not opened:
-                return  # the test never opened the gate: end the stream short
-        elif isinstance(item, Pause):
-            await asyncio.sleep(item.seconds)
-        else:
-            yield item

@@ -144,7 +144,8 @@ def test_response_reports_route_name_and_keeps_the_rest(proxy, fake):
     raw = json.dumps(upstream, ensure_ascii=False, separators=(", ", ": ")).encode()
     fake.enqueue(Reply(body=raw, headers={"x-request-id": "req_123", "openai-processing-ms": "42"}))
     with proxy.http() as http:
-        resp = http.post("/v1/chat/completions", json={"model": "maid", "messages": [{"role": "user", "content": "hi"}]})
+        resp = http.post("/v1/chat/completions",
+                         json={"model": "maid", "messages": [{"role": "user", "content": "hi"}]})
     assert resp.status_code == 200
     assert resp.json() == {**upstream, "model": "maid"}
     # Byte-faithful: only the model value changed, formatting and escapes kept.

@@ -101,7 +101,8 @@ def test_exposed_bind_needs_strong_keys(tmp_path):
     assert "shorter than 16" in error_for(tmp_path, exposed, environ={"PERSONA_PROXY_API_KEYS": "short"})
     ok = load_config(write(tmp_path, exposed), environ={"PERSONA_PROXY_API_KEYS": "x" * 32})
     assert ok.server.host == "0.0.0.0"
-    opted_out = load_config(write(tmp_path, exposed.replace("0.0.0.0\"", "0.0.0.0\"\nallow_unauthenticated = true")), environ={})
+    opted_in = exposed.replace('"0.0.0.0"', '"0.0.0.0"\nallow_unauthenticated = true')
+    opted_out = load_config(write(tmp_path, opted_in), environ={})
     assert opted_out.server.allow_unauthenticated
     loopback = load_config(write(tmp_path, '[server]\nhost = "::1"\n' + BASE), environ={})
     assert loopback.server.host == "::1"

@@ -50,7 +50,8 @@ def test_sdk_sees_typed_errors(proxy, fake):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_upstream_auth_failure_becomes_502_naming_the_env_var(proxy, fake, status):
-    fake.enqueue(error_reply(status, f"Incorrect API key provided: {proxy.upstream_key[:8]}****", code="invalid_api_key"))
+    provider_text = f"Incorrect API key provided: {proxy.upstream_key[:8]}****"
+    fake.enqueue(error_reply(status, provider_text, code="invalid_api_key"))
     resp = post(proxy)
     assert resp.status_code == 502
     error = resp.json()["error"]
