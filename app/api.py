@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from .relay import ClientGone, unless_disconnected
+from .errors import ProxyError, render, render_unexpected
+from .guard import ClientGone
 from .request import parse_chat_request, read_body
+from .serving import ChatService
+
+logger = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
 
 
 def _json(obj: object, status: int = 200) -> Response:
@@ -33,19 +41,38 @@ async def get_model(request: Request) -> Response:
     return _json(route.model_object())
 
 
-async def chat_completions(request: Request) -> ASGIApp:
-    """Chat completions through a persona route, streamed or not."""
-    raw = await read_body(request, request.app.state.config.server.max_body_bytes)
-    body = parse_chat_request(raw)
-    service = request.app.state.chat
-    try:
-        return await unless_disconnected(request.receive, lambda: service.complete(body))
-    except ClientGone:
-        return _nothing
+class ChatEndpoint:
+    """``POST /v1/chat/completions`` as a plain ASGI app: the proxy's hot path."""
+
+    def __init__(self, service: ChatService, max_body_bytes: int) -> None:
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            raw = await read_body(scope, receive, self.max_body_bytes)
+            await self.service.serve(parse_chat_request(raw), receive, tracked_send)
+        except ProxyError as err:
+            await render(err)(scope, receive, send)
+        except ClientGone:
+            pass  # hung up while sending its request: nobody to answer
+        except Exception as exc:
+            # The last line of defence for one request; the server keeps running.
+            logger.error("unhandled error on %s", CHAT_PATH, exc_info=exc)
+            if not started:
+                await render_unexpected()(scope, receive, send)
 
 
-async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:
-    """The client left before its answer was ready: there is no one to answer."""
+async def _chat_via_router(request: Request) -> Response:
+    # Only reached by methods the fast path does not take (405 comes from the route table).
+    raise AssertionError("POST /v1/chat/completions is served by ChatEndpoint")
 
 
 ROUTES: list[BaseRoute] = [
@@ -53,5 +80,5 @@ ROUTES: list[BaseRoute] = [
     HTTPRoute("/v1/models", list_models, methods=["GET"]),
     # Model ids such as "ft:gpt-4o-mini:org::id" or "org/name" contain ':' and '/'.
     HTTPRoute("/v1/models/{model:path}", get_model, methods=["GET"]),
-    HTTPRoute("/v1/chat/completions", chat_completions, methods=["POST"]),
+    HTTPRoute(CHAT_PATH, _chat_via_router, methods=["POST"]),
 ]

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,29 +38,47 @@ def cli() -> None:
 @click.option("--port", type=int, help="Port to bind (overrides server.port).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log verbosity (overrides server.log_level).")
-def serve(config_path: str | None, host: str | None, port: int | None, log_level: str | None) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the port (one per core is a good start).")
+def serve(config_path: str | None, host: str | None, port: int | None, log_level: str | None,
+          workers: int) -> None:
     """Run the proxy server."""
     import uvicorn
 
-    from .server import create_app
-
+    path = _config_path(config_path)
+    overrides = {"host": host, "port": port, "log_level": log_level}
     try:
-        config = load_config(_config_path(config_path),
-                             overrides={"host": host, "port": port, "log_level": log_level})
+        config = load_config(path, overrides=overrides)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     server = config.server
     _setup_logging(server.log_level)
-    uvicorn.Server(uvicorn.Config(
-        create_app(config),
-        host=server.host,
-        port=server.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # X-Forwarded-* is not trusted from anyone by default.
-        proxy_headers=False,
-    )).run()
+    options: dict[str, Any] = {"host": server.host, "port": server.port, "log_config": None, "access_log": False,
+               "server_header": False,
+               # X-Forwarded-* is not trusted from anyone by default.
+               "proxy_headers": False}
+    if workers == 1:
+        from .server import create_app
+
+        uvicorn.Server(uvicorn.Config(create_app(config), **options)).run()
+        return
+    # Workers are separate processes: they rebuild the app from the same
+    # file, with the command-line overrides passed on as environment.
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path.resolve())
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"PERSONA_PROXY_{key.upper()}"] = str(value)
+    uvicorn.run("app.cli:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> object:
+    """The app factory each worker process calls."""
+    from .server import create_app
+
+    config = load_config(_config_path(None))
+    _setup_logging(config.server.log_level)
+    return create_app(config)
 
 
 def _setup_logging(level: str) -> None:

@@ -163,6 +163,10 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return render(err)
 
 
+def render_unexpected() -> Response:
+    return render(ProxyError("The proxy hit an internal error; see its log.", code="internal_error"))
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return render(ProxyError("The proxy hit an internal error; see its log.", code="internal_error"))
+    return render_unexpected()

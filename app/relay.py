@@ -1,180 +1,154 @@
-"""Relaying upstream responses to the client.
+"""Relaying an open upstream response to the client, streamed or whole.
 
-:class:`StreamRelay` owns an open upstream response for the whole life of
-the client's response: it relays SSE events as they arrive, watches for the
-client going away, and closes the upstream in ``finally`` (shielded from
-cancellation) on every path. Starlette's ``StreamingResponse`` is not used:
-under ASGI 2.4 it notices a disconnect only when a send fails, and uvicorn's
-send to a gone client silently succeeds.
+The caller owns the upstream response and closes it; these functions only
+read from it under the exchange's :class:`~app.guard.Guard` and write ASGI
+messages. Once a stream has started, every failure travels inside it as an
+OpenAI error event, and ``data: [DONE]`` is only ever the upstream's own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
-import anyio
 import httpx
-from starlette.types import Receive, Scope, Send
+import orjson
+from starlette.types import Send
 
 from .errors import BadGateway, GatewayTimeout, ProxyError, sse_error_event
+from .guard import Guard
 from .rewrite import rewrite_model
 from .sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DONE = b"[DONE]"
-STREAM_HEADERS = {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    "x-accel-buffering": "no",
-}
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+STREAM_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
 
 
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready."""
+def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+class StreamRelay:
+    """Relays one upstream SSE stream event by event, rewriting ``model``."""
 
-
-async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work``, cancelling it if the client disconnects first."""
-    task = asyncio.ensure_future(work())
-    watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            # Let the work's own cleanup (closing the upstream) finish first.
-            await asyncio.wait((task,))
-    if task.cancelled():
-        raise ClientGone()
-    return task.result()
-
-
-class StreamOutcome:
-    """What happened to one relayed stream, for the access log."""
-
-    __slots__ = ("done", "error", "events", "first_byte_at")
-
-    def __init__(self) -> None:
+    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float) -> None:
+        self.upstream = upstream
+        self.model = model
+        self.idle_timeout = idle_timeout
+        self.started = False
         self.events = 0
         self.done = False
         self.error: str | None = None
         self.first_byte_at: float | None = None
 
-
-class StreamRelay:
-    """An ASGI response relaying an upstream SSE stream event by event."""
-
-    def __init__(
-        self,
-        upstream: httpx.Response,
-        *,
-        model: bytes,
-        idle_timeout: float,
-        headers: Mapping[str, str],
-        on_close: Callable[[StreamOutcome], None] | None = None,
-    ) -> None:
-        self.upstream = upstream
-        self.model = model
-        self.idle_timeout = idle_timeout
-        self.headers = {**headers, **STREAM_HEADERS}
-        self.on_close = on_close
-        self.outcome = StreamOutcome()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._raw_headers()})
-            async with anyio.create_task_group() as tg:
-
-                async def pump() -> None:
-                    await self._pump(send)
-                    tg.cancel_scope.cancel()
-
-                async def watch() -> None:
-                    await wait_for_disconnect(receive)
-                    self.outcome.error = self.outcome.error or "client disconnected"
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(pump)
-                tg.start_soon(watch)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
-            if self.on_close is not None:
-                self.on_close(self.outcome)
-
-    def _raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-
-    async def _pump(self, send: Send) -> None:
+    async def run(self, send: Send, guard: Guard, headers: Mapping[str, str]) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*raw_headers(headers), *STREAM_HEADERS]})
+        self.started = True
         decoder = SSEDecoder()
         chunks = self.upstream.aiter_bytes().__aiter__()
-        while not self.outcome.done:
+        while not self.done:
+            guard.expect("upstream_idle", self.idle_timeout)
             try:
-                with anyio.fail_after(self.idle_timeout):
-                    chunk = await chunks.__anext__()
+                chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
-            except TimeoutError:
-                return await self._fail(send, GatewayTimeout(
-                    f"The upstream sent nothing for {self.idle_timeout:g} s; the stream was closed."
-                ))
             except httpx.HTTPError as exc:
                 logger.warning("upstream stream broke: %s", type(exc).__name__)
-                return await self._fail(send, BadGateway(
-                    "The upstream connection broke mid-stream.", code="upstream_stream_error"
-                ))
+                return await self.fail(send, BadGateway(
+                    "The upstream connection broke mid-stream.", code="upstream_stream_error"))
             try:
                 out = self._frames(decoder.feed(chunk))
             except ProxyError as err:
-                return await self._fail(send, err)
+                return await self.fail(send, err)
             if out:
-                if self.outcome.first_byte_at is None:
-                    self.outcome.first_byte_at = time.monotonic()
+                if self.first_byte_at is None:
+                    self.first_byte_at = time.monotonic()
+                guard.expect("client_write", self.idle_timeout)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _frames(self, items: list[SSEEvent | SSEComment]) -> bytes:
         out: list[bytes] = []
         for item in items:
-            if self.outcome.done:
+            if self.done:
                 break
             if isinstance(item, SSEComment):
                 out.append(encode_comment(item))
                 continue
-            self.outcome.events += 1
+            self.events += 1
             if item.data == DONE:
-                self.outcome.done = True
-            elif item.data[:1] == b"{" or item.data.lstrip()[:1] == b"{":
+                self.done = True
+            elif item.data.lstrip()[:1] == b"{":
                 rewritten = rewrite_model(item.data, self.model)
                 if rewritten is None:
-                    raise _garbage()
+                    raise _not_json()
                 item.data = rewritten
                 if item.data.startswith(b'{"error"'):
-                    self.outcome.error = "upstream error event"
+                    self.error = "upstream error event"
             else:
-                raise _garbage()
+                raise _not_json()
             out.append(encode_event(item))
         return b"".join(out)
 
-    async def _fail(self, send: Send, err: ProxyError) -> None:
+    async def fail(self, send: Send, err: ProxyError) -> None:
         """End a started stream with an in-band error; never a fabricated [DONE]."""
-        self.outcome.error = err.message
+        self.error = err.message
         await send({"type": "http.response.body", "body": sse_error_event(err), "more_body": False})
 
 
-def _garbage() -> BadGateway:
+def _not_json() -> BadGateway:
     return BadGateway("The upstream sent an event that is not JSON; the stream was closed.",
                       code="upstream_invalid_response")
 
+
+async def read_json(upstream: httpx.Response, guard: Guard, idle_timeout: float, model: bytes) -> bytes:
+    """The upstream's whole JSON answer with ``model`` rewritten; never echoes a bad body."""
+    chunks: list[bytes] = []
+    size = 0
+    iterator = upstream.aiter_bytes().__aiter__()
+    while True:
+        guard.expect("upstream_idle", idle_timeout)
+        try:
+            chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            break
+        except httpx.HTTPError:
+            raise BadGateway("The upstream connection broke while sending its response.",
+                             code="upstream_connection_error") from None
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise BadGateway("The upstream response is too large to relay.", code="upstream_response_too_large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    rewritten = rewrite_model(raw, model) if _is_json_object(raw) else None
+    if rewritten is None:
+        # Never echo what came back: it may be an HTML error page from a middlebox.
+        logger.warning("upstream sent a non-JSON body (%d bytes)", len(raw))
+        raise BadGateway("The upstream sent a response that is not JSON.", code="upstream_invalid_response")
+    return rewritten
+
+
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(raw), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def timeout_error(phase: str, seconds: float) -> GatewayTimeout:
+    """What a guard's phase timeout means to the client."""
+    messages = {
+        "first_byte": f"The upstream sent no response within {seconds:g} s.",
+        "upstream_idle": f"The upstream sent nothing for {seconds:g} s; the response was cut off.",
+        "client_write": f"The client did not read for {seconds:g} s.",
+    }
+    return GatewayTimeout(messages.get(phase, f"Timed out after {seconds:g} s."))

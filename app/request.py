@@ -10,34 +10,46 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.types import Receive, Scope
 
 from .errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from .guard import ClientGone
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The request body, refusing anything but JSON and anything over ``limit``."""
-    content_type = request.headers.get("content-type")
+    content_type = declared = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            declared = value
     if content_type is not None:
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            raise UnsupportedMediaType(
-                "Request bodies must be JSON; send Content-Type: application/json."
-            )
-    declared = request.headers.get("content-length")
+        media = content_type.split(b";", 1)[0].strip().lower()
+        if media != b"application/json" and not media.endswith(b"+json"):
+            raise UnsupportedMediaType("Request bodies must be JSON; send Content-Type: application/json.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is larger than the proxy's limit of {limit} bytes.")
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             # Chunked bodies carry no Content-Length: count as they arrive.
-            raise PayloadTooLarge(f"Request body is larger than the proxy's limit of {limit} bytes.")
+            raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is larger than the proxy's limit of {limit} bytes.")
 
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:

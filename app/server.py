@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
-from .api import ROUTES
+from .api import CHAT_PATH, ROUTES, ChatEndpoint
 from .auth import ProxyKeyAuth, ProxyKeys
 from .config import Config, is_loopback
 from .demo import DemoTransport
@@ -23,27 +24,51 @@ from .upstream import UpstreamClient
 logger = logging.getLogger(__name__)
 
 
+class ProxyApp(FastAPI):
+    """The FastAPI app, with the chat hot path routed around the generic layers.
+
+    ``POST /v1/chat/completions`` goes straight to its ASGI endpoint (behind
+    the same key check); everything else takes FastAPI's usual stack.
+    """
+
+    chat_asgi: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.chat_asgi is not None
+            and scope["type"] == "http"
+            and scope["path"] == CHAT_PATH
+            and scope["method"] == "POST"
+        ):
+            await self.chat_asgi(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     config: Config, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
-) -> FastAPI:
+) -> ProxyApp:
     """Build the proxy for ``config``; ``transports`` replaces upstream transports by name."""
     transports = dict(transports or {})
+    keys = ProxyKeys(config.client_keys)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: ProxyApp) -> AsyncIterator[None]:
         clients = {
             name: UpstreamClient(config.upstream(name), transports.get(name) or _default_transport(settings.kind))
             for name, settings in config.upstreams.items()
         }
-        app.state.chat = ChatService(app.state.routes, clients)
+        endpoint: ASGIApp = ChatEndpoint(ChatService(app.state.routes, clients), config.server.max_body_bytes)
+        app.chat_asgi = ProxyKeyAuth(endpoint, keys) if keys else endpoint
         _log_start(config, app.state.routes)
         try:
             yield
         finally:
+            app.chat_asgi = None
             for client in clients.values():
                 await client.aclose()
 
-    app = FastAPI(
+    app = ProxyApp(
         title="persona-proxy",
         version=__version__,
         lifespan=lifespan,
@@ -58,7 +83,6 @@ def create_app(
     app.add_exception_handler(ProxyError, handle_proxy_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(Exception, handle_unexpected)
-    keys = ProxyKeys(config.client_keys)
     if keys:
         app.add_middleware(ProxyKeyAuth, keys=keys)
     return app

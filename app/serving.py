@@ -1,7 +1,9 @@
-"""The chat serving layer: from a checked client body to a response.
+"""The chat serving layer: from a checked client body to a relayed answer.
 
-Handlers stay thin; this is where a route is resolved, the persona applied,
-the upstream called and its answer turned into what the client receives.
+This is where a route is resolved, the persona applied, the upstream called
+under a :class:`~app.guard.Guard`, and its answer relayed. Everything that
+can fail before the first byte raises :class:`ProxyError`; after it, errors
+travel inside the stream.
 """
 
 from __future__ import annotations
@@ -11,21 +13,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import anyio
 import httpx
 import orjson
-from starlette.responses import Response
+from starlette.types import Receive, Send
 
-from .errors import BadGateway, GatewayTimeout
+from .errors import ProxyError
+from .guard import ClientGone, Guard, PhaseTimeout
 from .persona import upstream_body
-from .relay import StreamOutcome, StreamRelay
-from .rewrite import rewrite_model
+from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
 
 logger = logging.getLogger(__name__)
-
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class ChatService:
@@ -35,83 +34,73 @@ class ChatService:
         self.routes = routes
         self.clients = clients
 
-    async def complete(self, body: dict[str, Any]) -> Response | StreamRelay:
+    async def serve(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
         """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
         client = self.clients[route.upstream]
         s = route.settings
-        payload = upstream_body(
-            body, model=s.model, prompt=s.system_prompt, mode=s.system_prompt_mode, params=s.params
-        )
-        started = time.monotonic()
-        response = await client.post("chat/completions", orjson.dumps(payload), stream=bool(payload.get("stream")))
-        headers = passed_headers(response.headers)
-        if _is_event_stream(response):
-            return StreamRelay(
-                response,
-                model=route.name_json,
-                idle_timeout=client.settings.idle_timeout,
-                headers=headers,
-                on_close=lambda outcome: _log_stream(route, started, outcome),
-            )
-        return await _relay_json(response, route, client.settings.idle_timeout, headers, started)
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    # Like Open WebUI, trust the content type, not what was asked for.
-    content_type: str = response.headers.get("content-type", "")
-    return content_type.startswith("text/event-stream")
-
-
-async def _relay_json(
-    response: httpx.Response, route: Route, idle_timeout: float, headers: dict[str, str], started: float
-) -> Response:
-    try:
-        raw = await _read_body(response, idle_timeout)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        # Never echo what came back: it may be an HTML error page from a middlebox.
-        logger.warning("route %s: upstream sent a non-JSON body (%d bytes)", route.name, len(raw))
-        raise BadGateway("The upstream sent a response that is not JSON.", code="upstream_invalid_response")
-    body = rewrite_model(raw, route.name_json) if "model" in parsed else raw
-    logger.info(
-        "chat route=%s upstream=%s stream=no status=%d duration_ms=%.1f",
-        route.name, route.upstream, response.status_code, (time.monotonic() - started) * 1000,
-    )
-    return Response(body, response.status_code, {**headers, "content-type": "application/json"})
-
-
-async def _read_body(response: httpx.Response, idle_timeout: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    iterator = response.aiter_bytes().__aiter__()
-    while True:
+        payload = orjson.dumps(upstream_body(
+            body, model=s.model, prompt=s.system_prompt, mode=s.system_prompt_mode, params=s.params))
+        exchange = _Exchange(route, client)
         try:
-            with anyio.fail_after(idle_timeout):
-                chunk = await iterator.__anext__()
-        except StopAsyncIteration:
-            return b"".join(chunks)
-        except TimeoutError:
-            raise GatewayTimeout(f"The upstream stopped sending its response for {idle_timeout:g} s.") from None
-        except httpx.HTTPError:
-            raise BadGateway("The upstream connection broke while sending its response.",
-                             code="upstream_connection_error") from None
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise BadGateway("The upstream response is too large to relay.", code="upstream_response_too_large")
-        chunks.append(chunk)
+            async with Guard(receive) as guard:
+                guard.expect("first_byte", client.settings.first_byte_timeout)
+                upstream = await client.post("chat/completions", payload, stream=bool(body.get("stream")))
+                try:
+                    await exchange.relay(upstream, send, guard)
+                finally:
+                    await upstream.aclose()
+        except ClientGone:
+            exchange.error = "client disconnected"
+        except ProxyError as err:
+            exchange.status, exchange.error = err.status, err.message
+            raise
+        except PhaseTimeout as timeout:
+            late = timeout_error(timeout.phase, timeout.seconds)
+            if exchange.stream is None or not exchange.stream.started:
+                exchange.status, exchange.error = late.status, late.message
+                raise late from None
+            await exchange.stream.fail(send, late)
+        finally:
+            exchange.log()
 
 
-def _log_stream(route: Route, started: float, outcome: StreamOutcome) -> None:
-    ttfb = (outcome.first_byte_at - started) * 1000 if outcome.first_byte_at else -1.0
-    logger.info(
-        "chat route=%s upstream=%s stream=yes events=%d done=%s ttfb_ms=%.1f duration_ms=%.1f%s",
-        route.name, route.upstream, outcome.events, outcome.done, ttfb,
-        (time.monotonic() - started) * 1000, f" error={outcome.error!r}" if outcome.error else "",
-    )
+class _Exchange:
+    """One request's relay state, kept for the access log."""
+
+    def __init__(self, route: Route, client: UpstreamClient) -> None:
+        self.route = route
+        self.client = client
+        self.started = time.monotonic()
+        self.status = 0
+        self.stream: StreamRelay | None = None
+        self.error: str | None = None
+
+    async def relay(self, upstream: httpx.Response, send: Send, guard: Guard) -> None:
+        self.status = upstream.status_code
+        headers = passed_headers(upstream.headers)
+        idle = self.client.settings.idle_timeout
+        # Like Open WebUI, trust the content type, not what was asked for.
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            self.stream = StreamRelay(upstream, model=self.route.name_json, idle_timeout=idle)
+            await self.stream.run(send, guard, headers)
+            return
+        body = await read_json(upstream, guard, idle, self.route.name_json)
+        await send({"type": "http.response.start", "status": upstream.status_code,
+                    "headers": [*raw_headers(headers), (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def log(self) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        duration = (time.monotonic() - self.started) * 1000
+        stream = self.stream
+        if stream is None:
+            detail = "stream=no"
+        else:
+            ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
+            detail = f"stream=yes events={stream.events} done={stream.done} ttfb_ms={ttfb:.1f}"
+        error = self.error or (stream.error if stream else None)
+        logger.info("chat route=%s upstream=%s status=%d %s duration_ms=%.1f%s", self.route.name,
+                    self.route.upstream, self.status, detail, duration, f" error={error!r}" if error else "")

@@ -16,10 +16,12 @@ from collections.abc import Mapping
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
 from . import __version__
 from .config import Upstream
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
+from .transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -36,40 +38,43 @@ class UpstreamClient:
 
     def __init__(self, upstream: Upstream, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = upstream.name
-        self.settings = upstream.settings
-        self._key = upstream.api_key
+        self.settings = s = upstream.settings
         self._key_missing = upstream.key_missing
-        s = upstream.settings
-        self._client = httpx.AsyncClient(
-            base_url=(s.base_url or "http://demo.invalid/v1").rstrip("/") + "/",
-            transport=transport,
-            # Phases are bounded by our own first-byte and idle timers; httpx's
-            # read timeout is only a backstop so a dead socket cannot hang forever.
-            timeout=httpx.Timeout(
-                connect=s.connect_timeout,
-                read=max(s.first_byte_timeout, s.idle_timeout) + 1,
-                write=s.idle_timeout,
-                pool=POOL_TIMEOUT,
-            ),
-            limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
-            trust_env=False,
-            follow_redirects=False,
-        )
+        self._base = (s.base_url or "http://demo.invalid/v1").rstrip("/")
+        # httpx's request and response types, sent straight through a transport:
+        # the AsyncClient layers (cookies, redirects, URL merging) are not needed.
+        self._transport = transport or AiohttpTransport(s.max_connections)
+        self._urls: dict[str, httpx.URL] = {}
+        self._timeouts = {
+            "connect": s.connect_timeout,
+            # The guard enforces first-byte and idle deadlines; this only stops a dead socket.
+            "read": max(s.first_byte_timeout, s.idle_timeout) + 1,
+            "write": s.idle_timeout,
+            "pool": POOL_TIMEOUT,
+        }
+        self._headers = {stream: self._base_headers(stream, upstream.api_key) for stream in (False, True)}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
-    def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
+    @staticmethod
+    def _base_headers(stream: bool, key: SecretStr | None) -> list[tuple[str, str]]:
+        headers = [
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream" if stream else "application/json"),
             # Bodies are relayed as decoded bytes; identity keeps length and encoding honest.
-            "accept-encoding": "identity",
-            "user-agent": f"persona-proxy/{__version__}",
-        }
-        if self._key is not None:
-            headers["authorization"] = "Bearer " + self._key.get_secret_value()
+            ("accept-encoding", "identity"),
+            ("user-agent", f"persona-proxy/{__version__}"),
+        ]
+        if key is not None:
+            headers.append(("authorization", "Bearer " + key.get_secret_value()))
         return headers
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(f"{self._base}/{path}")
+        return url
 
     async def post(self, path: str, body: bytes, *, stream: bool) -> httpx.Response:
         """POST ``body`` and return the open 2xx response; raise on anything else."""
@@ -80,7 +85,8 @@ class UpstreamClient:
                 code="upstream_key_missing",
                 headers=NO_RETRY,
             )
-        request = self._client.build_request("POST", path, content=body, headers=self._headers(stream))
+        request = httpx.Request("POST", self._url(path), headers=self._headers[stream], content=body,
+                                extensions={"timeout": self._timeouts})
         response = await self._send(request)
         if response.status_code >= 300:
             await self._raise_for_status(response)
@@ -102,8 +108,9 @@ class UpstreamClient:
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         try:
-            async with asyncio.timeout(self.settings.first_byte_timeout):
-                return await self._client.send(request, stream=True)
+            response = await self._transport.handle_async_request(request)
+            response.request = request
+            return response
         except httpx.ConnectError:
             raise
         except httpx.ConnectTimeout:
@@ -115,10 +122,6 @@ class UpstreamClient:
             raise ServiceUnavailable(
                 f"Upstream '{self.name}' has no free connection; try again shortly.",
                 headers={"retry-after": "1"},
-            ) from None
-        except TimeoutError:
-            raise GatewayTimeout(
-                f"Upstream '{self.name}' sent no response within {self.settings.first_byte_timeout:g} s."
             ) from None
         except httpx.HTTPError as exc:
             logger.warning("upstream %s failed before responding: %s", self.name, type(exc).__name__)

@@ -1,0 +1,119 @@
+"""An httpx transport backed by aiohttp's connection pool.
+
+httpx stays the client API everywhere in the proxy; only the wire work is
+done by aiohttp, whose pool holds up under concurrency where httpcore's
+default pool collapses (measured in ``bench/``). aiohttp's exceptions are
+mapped onto httpx's own, so callers see one exception family either way.
+
+The pool is bounded by a semaphore held from request to response close, so
+a full pool is a prompt ``httpx.PoolTimeout`` rather than a silent queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import httpx
+
+# Most specific first: the first match wins.
+_EXCEPTIONS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.ReadError),
+    (ConnectionError, httpx.ReadError),
+)
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except (aiohttp.ClientError, ConnectionError) as exc:
+        for source, target in _EXCEPTIONS:
+            if isinstance(exc, source):
+                # The message is the exception type only: aiohttp's texts name hosts.
+                raise target(type(exc).__name__) from exc
+        raise
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, release: asyncio.Semaphore) -> None:
+        self._response = response
+        self._release = release
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _mapped():
+            # iter_any hands over whatever arrived, so SSE events are not held back.
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._response.content.at_eof():
+                self._response.release()  # back to the pool for reuse
+            else:
+                self._response.close()  # unread body: the connection cannot be reused
+        finally:
+            self._release.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Send httpx requests through one lazily created ``aiohttp.ClientSession``."""
+
+    def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
+        self._slots = asyncio.Semaphore(max_connections)
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=0, keepalive_timeout=self._keepalive_expiry,
+                ttl_dns_cache=60,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                # Only the headers httpx built are sent.
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                trust_env=False,
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection") from None
+        try:
+            with _mapped():
+                response = await self._get_session().request(
+                    request.method, str(request.url), headers=request.headers.multi_items(),
+                    data=await request.aread() or None, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout.get("connect"),
+                                                  sock_read=timeout.get("read")),
+                )
+        except BaseException:
+            self._slots.release()
+            raise
+        return httpx.Response(
+            response.status, headers=response.raw_headers, stream=_ResponseStream(response, self._slots),
+            request=request, extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
