@@ -1,10 +1,11 @@
 """Bounding one upstream exchange by phase timeouts and by the client's presence.
 
-A single ``asyncio.Timeout`` guards the whole exchange. The handler moves its
-deadline as the exchange goes (first byte, then each chunk), and a watcher
-task expires it at once when the client disconnects, so a gone client
-cancels the upstream request within one event-loop turn. One task and one
-timer per request: the hot path pays for nothing more.
+A single ``asyncio.Timeout`` does the cancelling for the whole exchange. The
+relay moves a deadline as the exchange goes (first byte, then each chunk);
+moving it is a float assignment, and a lazy timer re-arms itself only when
+it fires early, so a long stream costs no timer churn per chunk. A watcher
+task expires the guard at once when the client disconnects, cancelling the
+upstream request within one event-loop turn.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Guard:
         self._loop = asyncio.get_running_loop()
         self._timeout = asyncio.timeout(None)
         self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+        self.deadline = 0.0
         self.client_gone = False
         self.phase = ""
         self.seconds = 0.0
@@ -50,6 +54,8 @@ class Guard:
     ) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         try:
             await self._timeout.__aexit__(exc_type, exc, tb)
         except TimeoutError:
@@ -59,14 +65,31 @@ class Guard:
 
     def expect(self, phase: str, seconds: float) -> None:
         """The next wait is ``phase`` and may take at most ``seconds``."""
-        # An expired guard is already unwinding (cleanup code may still call this).
+        self.phase, self.seconds = phase, seconds
+        self.deadline = self._loop.time() + seconds
+        if self._timer is None or self.deadline < self._armed_at:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = self.deadline
+        self._timer = self._loop.call_at(self.deadline, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._loop.time() < self.deadline:
+            self._arm()  # the deadline moved on since this timer was set
+        else:
+            self._expire()
+
+    def _expire(self) -> None:
+        # An expired guard is already unwinding; expiring twice is an error in asyncio.
         if not self._timeout.expired():
-            self.phase, self.seconds = phase, seconds
-            self._timeout.reschedule(self._loop.time() + seconds)
+            self._timeout.reschedule(self._loop.time())
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass
         self.client_gone = True
-        if not self._timeout.expired():
-            self._timeout.reschedule(self._loop.time())
+        self._expire()

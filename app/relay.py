@@ -18,7 +18,7 @@ from starlette.types import Send
 
 from .errors import BadGateway, GatewayTimeout, ProxyError, sse_error_event
 from .guard import Guard
-from .rewrite import rewrite_model
+from .rewrite import ModelRewriter, rewrite_model
 from .sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class StreamRelay:
 
     def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float) -> None:
         self.upstream = upstream
-        self.model = model
+        self.rewrite = ModelRewriter(model)
         self.idle_timeout = idle_timeout
         self.started = False
         self.events = 0
@@ -88,7 +88,7 @@ class StreamRelay:
             if item.data == DONE:
                 self.done = True
             elif item.data.lstrip()[:1] == b"{":
-                rewritten = rewrite_model(item.data, self.model)
+                rewritten = self.rewrite(item.data)
                 if rewritten is None:
                     raise _not_json()
                 item.data = rewritten

@@ -37,6 +37,14 @@ def rewrite_model(doc: bytes, model: bytes) -> bytes | None:
 
 
 def _rewrite_in_place(doc: bytes, model: bytes) -> bytes | None:
+    span = locate_model(doc)
+    if span is None:
+        return None
+    return doc[: span[0]] + model + doc[span[1] :]
+
+
+def locate_model(doc: bytes) -> tuple[int, int] | None:
+    """Where the top-level ``model`` string value (quotes included) lies, when provably safe."""
     start = doc.find(_KEY)
     if start < 0:
         return None
@@ -64,7 +72,31 @@ def _rewrite_in_place(doc: bytes, model: bytes) -> bytes | None:
     end = doc.find(b'"', i + 1)
     if end < 0 or b"\\" in doc[i + 1 : end]:
         return None
-    return doc[:i] + model + doc[end + 1 :]
+    return i, end + 1
+
+
+class ModelRewriter:
+    """:func:`rewrite_model` for a stream, whose events share one prefix.
+
+    Every chunk of a stream starts with the same ``{"id": ..., "model": ...``
+    bytes; once one event's prefix has been proven safe, later events with
+    the same prefix are rewritten by a prefix swap.
+    """
+
+    def __init__(self, model: bytes) -> None:
+        self.model = model
+        self._old = b""
+        self._new = b""
+
+    def __call__(self, doc: bytes) -> bytes | None:
+        old = self._old
+        if old and doc.startswith(old) and doc[-1:] == b"}":
+            return self._new + doc[len(old) :]
+        span = locate_model(doc)
+        if span is None:
+            return rewrite_model(doc, self.model)
+        self._old, self._new = doc[: span[1]], doc[: span[0]] + self.model
+        return self._new + doc[span[1] :]
 
 
 def _skip_space(doc: bytes, i: int) -> int:

@@ -53,14 +53,41 @@ class SSEDecoder:
         if b"\n" not in chunk:
             self._buffer += chunk
             return []
-        lines = (self._buffer + chunk).split(b"\n")
-        self._buffer = lines.pop()
+        buffer = self._buffer + chunk
         items: list[SSEEvent | SSEComment] = []
+        if not self._pending():
+            buffer = self._whole_events(buffer, items)
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
         for line in lines:
             item = self._line(line)
             if item is not None:
                 items.append(item)
         return items
+
+    def _pending(self) -> bool:
+        return bool(self._data) or self._event is not None or self._id is not None or self._retry is not None
+
+    def _whole_events(self, buffer: bytes, items: list[SSEEvent | SSEComment]) -> bytes:
+        """Take complete events off the front of ``buffer``; return what is left.
+
+        The common event, one ``data: `` line, is cut out directly; any other
+        event goes through the line parser. Both give the same result.
+        """
+        pos = 0
+        while (end := buffer.find(b"\n\n", pos)) >= 0:
+            if buffer.startswith(b"data: ", pos) and buffer.find(b"\n", pos, end) < 0:
+                items.append(SSEEvent(buffer[pos + 6 : end]))
+            else:
+                for line in buffer[pos:end].split(b"\n"):
+                    item = self._line(line)
+                    if item is not None:
+                        items.append(item)
+                dispatched = self._dispatch()
+                if dispatched is not None:
+                    items.append(dispatched)
+            pos = end + 2
+        return buffer[pos:]
 
     def _line(self, line: bytes) -> SSEEvent | SSEComment | None:
         if not line:
@@ -97,6 +124,8 @@ class SSEDecoder:
 
 def encode_event(event: SSEEvent) -> bytes:
     """Serialize an event in the canonical ``field: value`` LF form."""
+    if event.event is None and event.id is None and event.retry is None and b"\n" not in event.data:
+        return b"data: " + event.data + b"\n\n"
     parts: list[bytes] = []
     if event.event is not None:
         parts.append(b"event: " + event.event + b"\n")

@@ -94,10 +94,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection") from None
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection") from None
+        else:
+            await self._slots.acquire()  # a free slot: no waiting, no timer
         try:
             with _mapped():
                 response = await self._get_session().request(

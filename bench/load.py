@@ -30,7 +30,9 @@ def chat_body(model: str, stream: bool) -> str:
 
 
 def wrk(url: str, body: str, key: str | None, connections: int, seconds: float) -> LoadResult:
-    threads = 1 if connections == 1 else 2
+    # One wrk thread per core it may use: two threads sharing a core measure
+    # their own scheduling delays as latency.
+    threads = 1 if connections == 1 else max(1, min(2, len(os.sched_getaffinity(0))))
     env = {**os.environ, "BENCH_BODY": body, "BENCH_KEY": key or ""}
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(LUA), url],

@@ -23,6 +23,7 @@ from .targets import PROXY_KEY, PersonaProxy, Target, free_port, rss_mb
 from .upstream import MODEL
 
 CONCURRENCY = (1, 32, 128)
+X1, X2 = "persona-proxy x1 (all cores)", "persona-proxy x2 (all cores)"
 
 
 @dataclass
@@ -67,10 +68,12 @@ def run_round(eps: dict[str, dict[str, Endpoint]], results: Results, seconds: fl
                 if only and name not in only:
                     continue
                 ep = by_mode[mode]
-                # LiteLLM at c=128 takes minutes per round and adds nothing new.
-                secs = seconds if name != "litellm" else max(seconds, 5)
-                result = wrk(ep.url(), chat_body(ep.model, mode == "sse"), ep.key, conns, secs)
+                result = wrk(ep.url(), chat_body(ep.model, mode == "sse"), ep.key, conns, seconds)
                 results.load[(name, mode, conns)].append(result)
+                if name == "litellm":
+                    # LiteLLM keeps working through its backlog after wrk stops;
+                    # let it finish so it does not steal the next run's CPU.
+                    time.sleep(5)
                 print(f"  {name:<16} {mode:<4} c={conns:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
                       f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}", flush=True)
 
@@ -86,24 +89,29 @@ def median_of(items: list[LoadResult], attr: str) -> float:
     return statistics.median(getattr(r, attr) for r in items)
 
 
-def workers_round(upstream_port: int, seconds: float, results: Results) -> None:
-    proxy = PersonaProxy(upstream_port, workers=2).start()
-    try:
-        ep = Endpoint("persona-proxy x2", proxy.port, "/v1/chat/completions", "maid", PROXY_KEY)
-        for conns in (32, 128):
-            result = wrk(ep.url(), chat_body("maid", False), PROXY_KEY, conns, seconds)
-            results.load[("persona-proxy x2", "json", conns)].append(result)
-            print(f"  persona-proxy x2 json c={conns:<3} {result.rps:9.0f} req/s  p99 {result.p99_ms:7.2f} ms")
-    finally:
-        proxy.stop()
+def workers_round(upstream_port: int, seconds: float, results: Results, cpus: str | None) -> None:
+    """One and two workers under the same conditions, both free to use every core."""
+    for workers, name in ((1, "persona-proxy x1 (all cores)"), (2, X2)):
+        proxy = PersonaProxy(upstream_port, workers=workers, cpus=cpus).start()
+        try:
+            for conns in (32, 128):
+                result = wrk(proxy_url(proxy.port), chat_body("maid", False), PROXY_KEY, conns, seconds)
+                results.load[(name, "json", conns)].append(result)
+                print(f"  {name:<28} json c={conns:<3} {result.rps:9.0f} req/s  p99 {result.p99_ms:7.2f} ms")
+        finally:
+            proxy.stop()
 
 
-def idle_streams(count: int, results: Results) -> None:
+def proxy_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+def idle_streams(count: int, results: Results, cpus: str | None) -> None:
     hold_port = free_port()
     with HoldingUpstream(hold_port):
-        route = f'\n[upstreams.hold]\nbase_url = "http://127.0.0.1:{hold_port}/v1"\n' \
+        route = f'\n[upstreams.hold]\nbase_url = "http://127.0.0.1:{hold_port}/v1"\nmax_connections = 4096\n' \
                 f'\n[routes.hold]\nupstream = "hold"\nmodel = "{MODEL}"\n'
-        proxy = PersonaProxy(hold_port, extra_routes=route).start()
+        proxy = PersonaProxy(hold_port, extra_routes=route, cpus=cpus).start()
         try:
             time.sleep(1)
             before = rss_mb(proxy.pid)

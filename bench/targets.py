@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
@@ -75,8 +75,9 @@ class Target:
 
     name = "target"
 
-    def __init__(self) -> None:
+    def __init__(self, cpus: str | None = None) -> None:
         self.port = free_port()
+        self.cpus = cpus
         self.proc: subprocess.Popen[bytes] | None = None
         self.dir = Path(tempfile.mkdtemp(prefix=f"pp-bench-{self.name}-"))
 
@@ -85,6 +86,8 @@ class Target:
 
     def start(self) -> Target:
         argv, env = self.command()
+        if self.cpus is not None:
+            argv = ["taskset", "-c", self.cpus, *argv]
         log = (self.dir / "log.txt").open("wb")
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=_raise_fd_limit, cwd=self.dir)
@@ -111,8 +114,8 @@ class Target:
 class PersonaProxy(Target):
     name = "persona-proxy"
 
-    def __init__(self, upstream_port: int, workers: int = 1, extra_routes: str = "") -> None:
-        super().__init__()
+    def __init__(self, upstream_port: int, workers: int = 1, extra_routes: str = "", cpus: str | None = None) -> None:
+        super().__init__(cpus)
         self.upstream_port = upstream_port
         self.workers = workers
         self.extra_routes = extra_routes
@@ -157,8 +160,8 @@ def litellm_binary() -> str | None:
 class LiteLLM(Target):
     name = "litellm"
 
-    def __init__(self, upstream_port: int) -> None:
-        super().__init__()
+    def __init__(self, upstream_port: int, cpus: str | None = None) -> None:
+        super().__init__(cpus)
         self.upstream_port = upstream_port
 
     def command(self) -> tuple[list[str], dict[str, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 STREAM_EVENTS = 50
+REPLY = "主人，歡迎回來！我是女僕莉莉，今天有什麼可以為您效勞的嗎？"
 
 
 def completion_body() -> str:
@@ -23,7 +24,7 @@ def completion_body() -> str:
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1732492800, "model": MODEL,
         "system_fingerprint": "fp_bench",
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": "主人，歡迎回來！我是女僕莉莉，今天有什麼可以為您效勞的嗎？"}}],
+                     "message": {"role": "assistant", "content": REPLY}}],
         "usage": {"prompt_tokens": 40, "completion_tokens": 30, "total_tokens": 70},
     }, ensure_ascii=False, separators=(",", ":"))
 

@@ -84,3 +84,49 @@ def test_encode_round_trips():
     assert encode_event(SSEEvent(b"a\nb")) == b"data: a\ndata: b\n\n"
     assert encode_comment(SSEComment(b" ping")) == b": ping\n\n"
     assert decode([encode_comment(SSEComment(b" ping"))]) == [SSEComment(b" ping")]
+
+
+def reference_decode(stream: bytes) -> list[SSEEvent | SSEComment]:
+    """A deliberately naive decoder straight from the spec, to compare against."""
+    out: list[SSEEvent | SSEComment] = []
+    data: list[bytes] = []
+    fields: dict[str, bytes | None] = {"event": None, "id": None, "retry": None}
+    lines = stream.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[:-1]
+    for line in lines:
+        if not line:
+            if data:
+                out.append(SSEEvent(b"\n".join(data), fields["event"], fields["id"], fields["retry"]))
+            data, fields = [], {"event": None, "id": None, "retry": None}
+        elif line.startswith(b":"):
+            out.append(SSEComment(line[1:]))
+        else:
+            name, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                fields["event"] = value
+            elif name == b"id" and b"\0" not in value:
+                fields["id"] = value
+            elif name == b"retry" and value.isdigit():
+                fields["retry"] = value
+    return out
+
+
+def test_random_streams_match_the_reference_however_they_are_split():
+    import random
+
+    rng = random.Random(20261125)
+    pieces = [b"data: {\"a\": 1}", b"data:x", b"data: ", b": ping", b"event: e", b"id: 9", b"retry: 5",
+              b"data: \xe5\xa5\xb3", b"junk", b"data"]
+    endings = [b"\n", b"\r\n", b"\r"]
+    for _ in range(300):
+        stream = b"".join(
+            rng.choice(pieces) + rng.choice(endings) + (rng.choice(endings) if rng.random() < 0.4 else b"")
+            for _ in range(rng.randint(1, 12))
+        ) + b"\n\n"
+        expected = reference_decode(stream)
+        assert decode([stream]) == expected, stream
+        cuts = sorted(rng.sample(range(1, len(stream)), min(3, len(stream) - 1)))
+        parts = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        assert decode(parts) == expected, (stream, cuts)
