@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError, ServerSettings, load_config
 
 CONFIG_ENV = "PERSONA_PROXY_CONFIG"
 
@@ -54,10 +54,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
         raise UserError(str(exc)) from None
     server = config.server
     _setup_logging(server.log_level)
-    options: dict[str, Any] = {"host": server.host, "port": server.port, "log_config": None, "access_log": False,
-               "server_header": False,
-               # X-Forwarded-* is not trusted from anyone by default.
-               "proxy_headers": False}
+    options = uvicorn_options(server)
     if workers == 1:
         from .server import create_app
 
@@ -73,6 +70,23 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
         if value is not None:
             os.environ[f"PERSONA_PROXY_{key.upper()}"] = str(value)
     uvicorn.run("app.cli:worker_app", factory=True, workers=workers, **options)
+
+
+def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
+    """How uvicorn runs for these settings."""
+    return {
+        "host": server.host,
+        "port": server.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        # X-Forwarded-* is trusted only from the reverse proxies named in the config.
+        "proxy_headers": bool(server.forwarded_allow_ips),
+        "forwarded_allow_ips": server.forwarded_allow_ips or None,
+        # After SIGTERM: stop accepting, let in-flight requests finish this long,
+        # then cancel them (streams end with an error event, see serving.py).
+        "timeout_graceful_shutdown": server.shutdown_grace,
+    }
 
 
 def worker_app() -> object:

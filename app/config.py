@@ -49,6 +49,13 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
     )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds in-flight requests may finish after SIGTERM."
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For/-Proto are trusted (none by default).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
 
     @classmethod
@@ -84,7 +91,10 @@ class UpstreamSettings(BaseModel):
     idle_timeout: float = Field(
         default=120.0, gt=0, description="Seconds allowed between two chunks of a response."
     )
-    max_connections: int = Field(default=512, ge=1, description="Connection pool size.")
+    max_connections: int = Field(default=1024, ge=1, description="Connection pool size.")
+    pool_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds to wait for a free connection before answering 503."
+    )
 
     @model_validator(mode="after")
     def _base_url_for_openai(self) -> UpstreamSettings:

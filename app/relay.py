@@ -20,6 +20,7 @@ from .errors import BadGateway, GatewayTimeout, ProxyError, sse_error_event
 from .guard import Guard
 from .rewrite import ModelRewriter, rewrite_model
 from .sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
+from .upstream import redact
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 class StreamRelay:
     """Relays one upstream SSE stream event by event, rewriting ``model``."""
 
-    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float) -> None:
+    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float,
+                 secret: bytes | None = None) -> None:
         self.upstream = upstream
+        self.secret = secret
         self.rewrite = ModelRewriter(model)
         self.idle_timeout = idle_timeout
         self.started = False
@@ -85,6 +88,8 @@ class StreamRelay:
                 out.append(encode_comment(item))
                 continue
             self.events += 1
+            # Per event, so a key split across network chunks is still caught.
+            item.data = redact(item.data, self.secret)
             if item.data == DONE:
                 self.done = True
             elif item.data.lstrip()[:1] == b"{":

@@ -7,6 +7,7 @@ schema to the upstream, which knows its own extensions.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -15,7 +16,13 @@ from starlette.types import Receive, Scope
 from .errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from .guard import ClientGone
 
+logger = logging.getLogger(__name__)
+
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# Fields some SDKs and proxies read to pick the upstream or its credentials.
+# A client must never choose either: they are removed wherever they appear.
+UPSTREAM_OVERRIDES = frozenset({"api_base", "base_url", "api_key", "organization"})
+_OVERRIDE_MARKERS = tuple(f'"{name}"'.encode() for name in sorted(UPSTREAM_OVERRIDES))
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -71,7 +78,26 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean")
+    if any(marker in raw for marker in _OVERRIDE_MARKERS):
+        dropped = drop_upstream_overrides(body)
+        if dropped:
+            logger.warning("dropped client-supplied upstream fields: %s", ", ".join(sorted(dropped)))
     return body
+
+
+def drop_upstream_overrides(value: Any, found: set[str] | None = None) -> set[str]:
+    """Remove :data:`UPSTREAM_OVERRIDES` keys from every object in ``value``, in place."""
+    found = set() if found is None else found
+    if isinstance(value, dict):
+        for key in UPSTREAM_OVERRIDES.intersection(value):
+            del value[key]
+            found.add(key)
+        for child in value.values():
+            drop_upstream_overrides(child, found)
+    elif isinstance(value, list):
+        for child in value:
+            drop_upstream_overrides(child, found)
+    return found
 
 
 def _check_messages(messages: Any) -> None:

@@ -8,6 +8,7 @@ travel inside the stream.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ import httpx
 import orjson
 from starlette.types import Receive, Send
 
-from .errors import ProxyError
+from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .persona import upstream_body
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
@@ -55,6 +56,10 @@ class ChatService:
         except ProxyError as err:
             exchange.status, exchange.error = err.status, err.message
             raise
+        except asyncio.CancelledError:
+            # The server is shutting down and its grace period is over.
+            await exchange.interrupted(send)
+            raise
         except PhaseTimeout as timeout:
             late = timeout_error(timeout.phase, timeout.seconds)
             if exchange.stream is None or not exchange.stream.started:
@@ -74,6 +79,7 @@ class _Exchange:
         self.started = time.monotonic()
         self.status = 0
         self.stream: StreamRelay | None = None
+        self.responded = False
         self.error: str | None = None
 
     async def relay(self, upstream: httpx.Response, send: Send, guard: Guard) -> None:
@@ -82,14 +88,32 @@ class _Exchange:
         idle = self.client.settings.idle_timeout
         # Like Open WebUI, trust the content type, not what was asked for.
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            self.stream = StreamRelay(upstream, model=self.route.name_json, idle_timeout=idle)
+            self.stream = StreamRelay(upstream, model=self.route.name_json, idle_timeout=idle,
+                                      secret=self.client.secret)
             await self.stream.run(send, guard, headers)
             return
         body = await read_json(upstream, guard, idle, self.route.name_json)
+        self.responded = True
         await send({"type": "http.response.start", "status": upstream.status_code,
                     "headers": [*raw_headers(headers), (b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def interrupted(self, send: Send) -> None:
+        """Tell the client why its answer stops here, in whatever form it is getting it."""
+        err = ServiceUnavailable("persona-proxy is shutting down; retry the request.", code="shutting_down",
+                                 headers={"retry-after": "1"})
+        self.error = err.message
+        try:
+            if self.stream is not None and self.stream.started:
+                await self.stream.fail(send, err)
+            elif self.stream is None and not self.responded:
+                body = orjson.dumps(err.body())
+                await send({"type": "http.response.start", "status": err.status,
+                            "headers": [(b"content-type", b"application/json"), *raw_headers(err.headers)]})
+                await send({"type": "http.response.body", "body": body})
+        except OSError:
+            pass  # the client is gone too
 
     def log(self) -> None:
         if not logger.isEnabledFor(logging.INFO):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import httpx
@@ -45,7 +45,7 @@ def _mapped() -> Iterator[None]:
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, release: asyncio.Semaphore) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, release: Callable[[], None]) -> None:
         self._response = response
         self._release = release
         self._closed = False
@@ -66,7 +66,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             else:
                 self._response.close()  # unread body: the connection cannot be reused
         finally:
-            self._release.release()
+            self._release()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -75,6 +75,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_connections = max_connections
+        self.in_flight = 0
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
 
@@ -101,6 +102,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise httpx.PoolTimeout("no free connection") from None
         else:
             await self._slots.acquire()  # a free slot: no waiting, no timer
+        self.in_flight += 1
         try:
             with _mapped():
                 response = await self._get_session().request(
@@ -110,12 +112,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                                   sock_read=timeout.get("read")),
                 )
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
         return httpx.Response(
-            response.status, headers=response.raw_headers, stream=_ResponseStream(response, self._slots),
+            response.status, headers=response.raw_headers, stream=_ResponseStream(response, self._release),
             request=request, extensions={"http_version": b"HTTP/1.1"},
         )
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._slots.release()
 
     async def aclose(self) -> None:
         if self._session is not None:

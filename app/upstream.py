@@ -26,11 +26,11 @@ from .transport import AiohttpTransport
 logger = logging.getLogger(__name__)
 
 ERROR_BODY_LIMIT = 64 * 1024
-POOL_TIMEOUT = 5.0
 # Response headers a client's own retry and rate-limit logic reads.
 PASSED_HEADERS = ("x-request-id", "openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
 PASSED_PREFIXES = ("x-ratelimit-",)
 NO_RETRY = {"x-should-retry": "false"}
+REDACTED = b"[redacted]"
 
 
 class UpstreamClient:
@@ -50,12 +50,19 @@ class UpstreamClient:
             # The guard enforces first-byte and idle deadlines; this only stops a dead socket.
             "read": max(s.first_byte_timeout, s.idle_timeout) + 1,
             "write": s.idle_timeout,
-            "pool": POOL_TIMEOUT,
+            "pool": s.pool_timeout,
         }
         self._headers = {stream: self._base_headers(stream, upstream.api_key) for stream in (False, True)}
+        # Providers quote the key back in error texts; such echoes are redacted before relaying.
+        self.secret = upstream.api_key.get_secret_value().encode() if upstream.api_key else None
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+    @property
+    def in_flight(self) -> int:
+        """Upstream requests whose response is not closed yet (0 when idle)."""
+        return int(getattr(self._transport, "in_flight", 0))
 
     @staticmethod
     def _base_headers(stream: bool, key: SecretStr | None) -> list[tuple[str, str]]:
@@ -159,7 +166,8 @@ class UpstreamClient:
                 f"Upstream '{self.name}' answered with a redirect (HTTP {status}); check its base_url.",
                 code="upstream_redirect",
             )
-        raise UpstreamStatusError(status, upstream_error(body, status), passed_headers(response.headers))
+        raise UpstreamStatusError(status, upstream_error(redact(body, self.secret), status),
+                                  passed_headers(response.headers))
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -171,6 +179,13 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)
+
+
+def redact(data: bytes, secret: bytes | None) -> bytes:
+    """``data`` with every copy of ``secret`` replaced."""
+    if secret and secret in data:
+        return data.replace(secret, REDACTED)
+    return data
 
 
 def upstream_error(body: bytes, status: int) -> dict[str, object]:

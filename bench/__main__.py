@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 
 from .report import render
-from .run import Results, endpoints, idle_streams, run_round, run_ttfb, versions, workers_round
+from .run import Results, endpoints, idle_streams, only_running, run_round, run_ttfb, versions, workers_round
 from .targets import LiteLLM, PersonaProxy, free_port, litellm_binary, rss_mb
 from .upstream import Nginx
 
@@ -54,10 +54,13 @@ def main() -> None:
             eps = endpoints(upstream_port, targets)
             for round_no in range(1, args.rounds + 1):
                 print(f"round {round_no}/{args.rounds}", flush=True)
-                run_round(eps, results, args.seconds, ())
-                run_ttfb(eps, results, args.ttfb_requests)
+                run_round(eps, results, args.seconds, targets)
+                run_ttfb(eps, results, args.ttfb_requests, targets)
+                only_running(targets, "")
                 workers_round(upstream_port, args.seconds, results, all_cpus)
+            only_running(targets, "")
             for name, target in targets.items():
+                target.resume()
                 results.rss[f"{name} after load"] = rss_mb(target.pid)
         finally:
             for target in targets.values():

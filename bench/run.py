@@ -61,25 +61,36 @@ def endpoints(upstream_port: int, targets: dict[str, Target]) -> dict[str, dict[
     return out
 
 
-def run_round(eps: dict[str, dict[str, Endpoint]], results: Results, seconds: float, only: tuple[str, ...]) -> None:
+def only_running(targets: dict[str, Target], name: str) -> None:
+    """Let only the measured target run; the others are frozen (SIGSTOP) meanwhile."""
+    for other, target in targets.items():
+        if other == name:
+            target.resume()
+        else:
+            target.pause()
+
+
+def run_round(eps: dict[str, dict[str, Endpoint]], results: Results, seconds: float,
+              targets: dict[str, Target]) -> None:
     for mode in ("json", "sse"):
         for conns in CONCURRENCY:
             for name, by_mode in eps.items():
-                if only and name not in only:
-                    continue
+                only_running(targets, name)
                 ep = by_mode[mode]
                 result = wrk(ep.url(), chat_body(ep.model, mode == "sse"), ep.key, conns, seconds)
                 results.load[(name, mode, conns)].append(result)
                 if name == "litellm":
                     # LiteLLM keeps working through its backlog after wrk stops;
                     # let it finish so it does not steal the next run's CPU.
-                    time.sleep(5)
+                    time.sleep(3)
                 print(f"  {name:<16} {mode:<4} c={conns:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
                       f"  p99 {result.p99_ms:7.2f} ms  errors {result.errors}", flush=True)
 
 
-def run_ttfb(eps: dict[str, dict[str, Endpoint]], results: Results, count: int) -> None:
+def run_ttfb(eps: dict[str, dict[str, Endpoint]], results: Results, count: int,
+             targets: dict[str, Target]) -> None:
     for name, by_mode in eps.items():
+        only_running(targets, name)
         for mode, ep in by_mode.items():
             samples = ttfb("127.0.0.1", ep.port, ep.path, chat_body(ep.model, mode == "sse"), ep.key, count)
             results.ttfb[(name, mode)].extend(samples)

@@ -90,12 +90,22 @@ class Target:
             argv = ["taskset", "-c", self.cpus, *argv]
         log = (self.dir / "log.txt").open("wb")
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_raise_fd_limit, cwd=self.dir)
+                                     preexec_fn=_raise_fd_limit, cwd=self.dir, start_new_session=True)
         wait_ready(f"http://127.0.0.1:{self.port}/v1/models", {"authorization": f"Bearer {PROXY_KEY}"},
                    self.proc)
         return self
 
+    def pause(self) -> None:
+        """Freeze the whole process group so it cannot steal CPU from another target's run."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.resume()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -41,6 +41,11 @@ class Proxy:
     def url(self) -> str:
         return self.server.url
 
+    def in_flight(self) -> int:
+        """Upstream requests the proxy has not closed yet, over all upstreams."""
+        app = self.server.server.config.app
+        return sum(client.in_flight for client in app.state.chat.clients.values())
+
     @property
     def base_url(self) -> str:
         return self.server.url + "/v1"
@@ -52,7 +57,8 @@ class Proxy:
         return httpx.Client(base_url=self.url, headers=self.headers(), timeout=10, **kwargs)
 
     def async_http(self, **kwargs: object) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers=self.headers(), timeout=10, **kwargs)
+        options: dict[str, object] = {"timeout": 10, **kwargs}
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers(), **options)
 
     def openai(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.client_key or "unused", max_retries=0, timeout=10)

@@ -75,3 +75,15 @@ def test_serve_with_the_default_config_runs_the_offline_demo(tmp_path: Path):
     assert "Application shutdown complete" in output
     assert "serving WITHOUT authentication (loopback only)" in output
     assert "OPENAI_API_KEY is not set" in output
+
+
+def test_uvicorn_options_trust_forwarded_headers_only_when_configured():
+    from app.cli import uvicorn_options
+    from app.config import ServerSettings
+
+    default = uvicorn_options(ServerSettings())
+    assert default["proxy_headers"] is False
+    assert default["timeout_graceful_shutdown"] == 30.0
+    trusted = uvicorn_options(ServerSettings(forwarded_allow_ips=["10.0.0.2"], shutdown_grace=5))
+    assert trusted["proxy_headers"] is True and trusted["forwarded_allow_ips"] == ["10.0.0.2"]
+    assert trusted["timeout_graceful_shutdown"] == 5
