@@ -58,7 +58,7 @@ class ChatEndpoint:
 
         try:
             raw = await read_body(scope, receive, self.max_body_bytes)
-            await self.service.serve(parse_chat_request(raw), receive, tracked_send)
+            await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send)
         except ProxyError as err:
             await render(err)(scope, receive, send)
         except ClientGone:

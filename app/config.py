@@ -56,6 +56,11 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Reverse proxies whose X-Forwarded-For/-Proto are trusted (none by default).",
     )
+    forward_user_id: bool = Field(
+        default=False,
+        description="Send Open WebUI's X-OpenWebUI-User-Id upstream as the 'user' field "
+        "(when the client sent none). Off: it gives the provider an identifier.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
 
     @classmethod
@@ -123,6 +128,14 @@ class RouteSettings(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Request defaults; values the client sends win."
     )
+    hidden: bool = Field(default=False, description="Leave out of /v1/models; still routable.")
+    task_model: str | None = Field(
+        default=None, description="Model id for Open WebUI background tasks (titles, tags, ...)."
+    )
+    task_upstream: str | None = Field(default=None, description="Upstream for task_model (default: upstream).")
+    task_persona: bool = Field(
+        default=False, description="Apply the persona to Open WebUI background tasks too."
+    )
 
     @model_validator(mode="after")
     def _one_prompt_source(self) -> RouteSettings:
@@ -161,12 +174,13 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _routes_name_upstreams(self) -> Config:
         for name, route in self.routes.items():
-            if route.upstream not in self.upstreams:
-                known = ", ".join(sorted(self.upstreams)) or "none defined"
-                raise ValueError(
-                    f"routes.{name}.upstream: unknown upstream '{route.upstream}'; "
-                    f"define [upstreams.{route.upstream}] or use one of: {known}"
-                )
+            for key, upstream in (("upstream", route.upstream), ("task_upstream", route.task_upstream)):
+                if upstream is not None and upstream not in self.upstreams:
+                    known = ", ".join(sorted(self.upstreams)) or "none defined"
+                    raise ValueError(
+                        f"routes.{name}.{key}: unknown upstream '{upstream}'; "
+                        f"define [upstreams.{upstream}] or use one of: {known}"
+                    )
         return self
 
     def upstream(self, name: str) -> Upstream:

@@ -71,7 +71,7 @@ class RouteTable:
         return route
 
     def model_list(self) -> dict[str, Any]:
-        return {"object": "list", "data": [route.model_object() for route in self]}
+        return {"object": "list", "data": [route.model_object() for route in self if not route.settings.hidden]}
 
 
 def _created(config: Config) -> int:

@@ -58,7 +58,7 @@ def create_app(
             name: UpstreamClient(config.upstream(name), transports.get(name) or _default_transport(settings.kind))
             for name, settings in config.upstreams.items()
         }
-        app.state.chat = ChatService(app.state.routes, clients)
+        app.state.chat = ChatService(app.state.routes, clients, forward_user_id=config.server.forward_user_id)
         endpoint: ASGIApp = ChatEndpoint(app.state.chat, config.server.max_body_bytes)
         app.chat_asgi = ProxyKeyAuth(endpoint, keys) if keys else endpoint
         _log_start(config, app.state.routes)

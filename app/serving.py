@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,29 +21,60 @@ from starlette.types import Receive, Send
 
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
+from .openwebui import Caller, caller_from, detect_task, task_header
 from .persona import upstream_body
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
 
 logger = logging.getLogger(__name__)
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where a request goes and what is sent there."""
+
+    upstream: str
+    body: dict[str, Any]
+    task: str | None
+    caller: Caller
+
+
+def plan_request(route: Route, body: dict[str, Any], headers: Headers, *, forward_user_id: bool) -> Plan:
+    """Apply the route to a client body: persona for chats, none for Open WebUI's background tasks."""
+    s = route.settings
+    task = detect_task(body, task_header(headers))
+    caller = caller_from(headers)
+    if task is not None and not s.task_persona:
+        # A title or tag request: no persona, no persona tuning, maybe a cheaper model.
+        out = {**body, "model": s.task_model or s.model}
+        upstream = s.task_upstream or s.upstream
+    else:
+        out = upstream_body(body, model=s.model, prompt=s.system_prompt, mode=s.system_prompt_mode,
+                            params=s.params)
+        upstream = s.upstream
+    if forward_user_id and caller.user_id and "user" not in out:
+        out["user"] = caller.user_id
+    return Plan(upstream, out, task, caller)
 
 
 class ChatService:
     """Serves ``/v1/chat/completions`` for every route in a table."""
 
-    def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient]) -> None:
+    def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
+                 *, forward_user_id: bool = False) -> None:
         self.routes = routes
         self.clients = clients
+        self.forward_user_id = forward_user_id
 
-    async def serve(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send) -> None:
         """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
-        client = self.clients[route.upstream]
-        s = route.settings
-        payload = orjson.dumps(upstream_body(
-            body, model=s.model, prompt=s.system_prompt, mode=s.system_prompt_mode, params=s.params))
-        exchange = _Exchange(route, client)
+        plan = plan_request(route, body, headers, forward_user_id=self.forward_user_id)
+        client = self.clients[plan.upstream]
+        payload = orjson.dumps(plan.body)
+        exchange = _Exchange(route, client, plan)
         try:
             async with Guard(receive) as guard:
                 guard.expect("first_byte", client.settings.first_byte_timeout)
@@ -73,9 +105,10 @@ class ChatService:
 class _Exchange:
     """One request's relay state, kept for the access log."""
 
-    def __init__(self, route: Route, client: UpstreamClient) -> None:
+    def __init__(self, route: Route, client: UpstreamClient, plan: Plan) -> None:
         self.route = route
         self.client = client
+        self.plan = plan
         self.started = time.monotonic()
         self.status = 0
         self.stream: StreamRelay | None = None
@@ -126,5 +159,9 @@ class _Exchange:
             ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
             detail = f"stream=yes events={stream.events} done={stream.done} ttfb_ms={ttfb:.1f}"
         error = self.error or (stream.error if stream else None)
-        logger.info("chat route=%s upstream=%s status=%d %s duration_ms=%.1f%s", self.route.name,
-                    self.route.upstream, self.status, detail, duration, f" error={error!r}" if error else "")
+        plan, caller = self.plan, self.plan.caller
+        who = "".join(f" {k}={v}" for k, v in (("task", plan.task), ("user", caller.user_id),
+                                                 ("chat", caller.chat_id)) if v)
+        logger.info("%s route=%s upstream=%s status=%d %s duration_ms=%.1f%s%s",
+                    "task" if plan.task else "chat", self.route.name, plan.upstream, self.status, detail,
+                    duration, who, f" error={error!r}" if error else "")
