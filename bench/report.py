@@ -111,8 +111,9 @@ def render(results: Results, header: str) -> str:
         two = _get(results, X2, "json", conns, "rps")
         one = _get(results, X1, "json", conns, "rps")
         if one and two:
-            lines.append(f"Workers on all cores, non-stream c={conns}: one {one:.0f} req/s, "
-                         f"two {two:.0f} req/s ({two / one:.2f}x).")
+            p99_one, p99_two = _get(results, X1, "json", conns, "p99_ms"), _get(results, X2, "json", conns, "p99_ms")
+            lines.append(f"Workers on all cores, non-stream c={conns}: one {one:.0f} req/s (p99 {p99_one:.1f} ms), "
+                         f"two {two:.0f} req/s (p99 {p99_two:.1f} ms), {two / one:.2f}x.  ")
     lines += ["", "## Time to first byte (c=1, sequential, one connection)", "", *ttfb_table(results), "",
               "## Memory (RSS)", "", "| what | MB |", "|---|---|",
               *(f"| {k} | {v:.1f} |" for k, v in results.rss.items()), "",
