@@ -6,24 +6,16 @@ import gc
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
+from .cli_common import CONFIG_ENV, UserError
+from .cli_common import config_path as resolve_config_path
+from .cli_data import dataset, route
+from .cli_finetune import finetune
 from .config import ConfigError, ServerSettings, load_config
-
-CONFIG_ENV = "PERSONA_PROXY_CONFIG"
-
-
-class UserError(click.ClickException):
-    """A problem the user can fix; shown as one clean message, exit code 1."""
-
-
-def _config_path(value: str | None) -> Path | None:
-    value = value or os.environ.get(CONFIG_ENV)
-    return Path(value) if value else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +38,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     """Run the proxy server."""
     import uvicorn
 
-    path = _config_path(config_path)
+    path = resolve_config_path(config_path)
     overrides = {"host": host, "port": port, "log_level": log_level}
     try:
         config = load_config(path, overrides=overrides)
@@ -93,7 +85,7 @@ def worker_app() -> object:
     """The app factory each worker process calls."""
     from .server import create_app
 
-    config = load_config(_config_path(None))
+    config = load_config(resolve_config_path(None))
     _setup_logging(config.server.log_level)
     app = create_app(config)
     _freeze_startup_objects()
@@ -121,3 +113,8 @@ def _setup_logging(level: str) -> None:
 
 def main() -> None:
     cli(prog_name="persona-proxy")
+
+
+cli.add_command(dataset)
+cli.add_command(route)
+cli.add_command(finetune)
