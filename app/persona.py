@@ -7,7 +7,7 @@ for absent parameters. Everything else passes through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 PromptMode = Literal["replace", "prepend", "if_absent"]
@@ -22,25 +22,29 @@ def is_system(message: Mapping[str, Any]) -> bool:
 
 
 def apply_persona(
-    messages: list[dict[str, Any]], prompt: str | None, mode: PromptMode
+    messages: list[dict[str, Any]],
+    prompt: str | None,
+    mode: PromptMode,
+    few_shot: Sequence[dict[str, str]] = (),
 ) -> list[dict[str, Any]]:
     """Return the message list the upstream should see.
 
     ``replace`` drops the client's system messages and puts the persona
     first; ``prepend`` keeps them after the persona; ``if_absent`` adds the
-    persona only when the client sent none. User, assistant and tool
-    messages are never dropped or reordered.
+    persona only when the client sent none. Few-shot exchanges, when the
+    target has them, follow the persona. User, assistant and tool messages
+    are never dropped or reordered.
     """
     if prompt is None:
         return messages
-    persona = {"role": "system", "content": prompt}
+    persona = [{"role": "system", "content": prompt}, *few_shot]
     if mode == "replace":
-        return [persona, *(m for m in messages if not is_system(m))]
+        return [*persona, *(m for m in messages if not is_system(m))]
     if mode == "prepend":
-        return [persona, *messages]
+        return [*persona, *messages]
     if any(is_system(m) for m in messages):
         return messages
-    return [persona, *messages]
+    return [*persona, *messages]
 
 
 def apply_defaults(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,9 +62,10 @@ def upstream_body(
     prompt: str | None,
     mode: PromptMode,
     params: Mapping[str, Any],
+    few_shot: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """The request body to send upstream, built from a validated client body."""
     out = dict(body)
     out["model"] = model
-    out["messages"] = apply_persona(body["messages"], prompt, mode)
+    out["messages"] = apply_persona(body["messages"], prompt, mode, few_shot)
     return apply_defaults(out, params)

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from . import fewshot
 from .config import Config, RouteSettings
 from .errors import model_not_found
+from .tokens import TokenCounter, load_counter
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One model that can answer for a route: the primary (index 0) or a fallback."""
+
+    index: int
+    upstream: str
+    model: str
+    prompt: str | None
+    few_shot: tuple[dict[str, str], ...]
+    params: dict[str, Any]
+    shutdown_date: dt.date | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.upstream}/{self.model}"
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One virtual model: its name, its upstream and its persona."""
+    """One virtual model: its name, its persona and the targets that serve it, in order."""
 
     name: str
     settings: RouteSettings
     created: int
     # The name JSON-encoded once, for rewriting ``model`` in every response.
     name_json: bytes
+    targets: tuple[Target, ...] = ()
 
     @property
     def upstream(self) -> str:
@@ -48,14 +69,20 @@ class RouteTable:
         self._routes = routes
 
     @classmethod
-    def from_config(cls, config: Config) -> RouteTable:
+    def from_config(cls, config: Config, counter: Callable[[], TokenCounter] = load_counter) -> RouteTable:
         created = _created(config)
-        return cls(
-            {
-                name: Route(name, settings, created, orjson.dumps(name))
-                for name, settings in config.routes.items()
-            }
-        )
+        loaded: list[TokenCounter] = []
+
+        def shared_counter() -> TokenCounter:
+            # Only routes with few-shot examples need a tokenizer; load it once.
+            if not loaded:
+                loaded.append(counter())
+            return loaded[0]
+
+        return cls({
+            name: Route(name, settings, created, orjson.dumps(name), targets_of(settings, shared_counter))
+            for name, settings in config.routes.items()
+        })
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())
@@ -72,6 +99,21 @@ class RouteTable:
 
     def model_list(self) -> dict[str, Any]:
         return {"object": "list", "data": [route.model_object() for route in self if not route.settings.hidden]}
+
+
+def targets_of(route: RouteSettings, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:
+    """The primary target and the fallbacks, with their prompts and few-shot examples resolved."""
+    targets = []
+    for index, spec in enumerate([route, *route.fallbacks]):
+        prompt = route.system_prompt
+        if spec.system_prompt_extra:
+            prompt = f"{prompt}\n\n{spec.system_prompt_extra}" if prompt else spec.system_prompt_extra
+        few_shot: list[dict[str, str]] = []
+        if spec.few_shot_from is not None:
+            few_shot = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens, counter())
+        params = {**route.params, **getattr(spec, "params", {})} if index else dict(route.params)
+        targets.append(Target(index, spec.upstream, spec.model, prompt, tuple(few_shot), params, spec.shutdown_date))
+    return tuple(targets)
 
 
 def _created(config: Config) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -21,64 +21,34 @@ from starlette.types import Receive, Send
 
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
-from .openwebui import Caller, caller_from, detect_task, task_header
-from .persona import upstream_body
+from .lifecycle import Lifecycle
+from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
 
 logger = logging.getLogger(__name__)
-Headers = Iterable[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Where a request goes and what is sent there."""
-
-    upstream: str
-    body: dict[str, Any]
-    task: str | None
-    caller: Caller
-
-
-def plan_request(route: Route, body: dict[str, Any], headers: Headers, *, forward_user_id: bool) -> Plan:
-    """Apply the route to a client body: persona for chats, none for Open WebUI's background tasks."""
-    s = route.settings
-    task = detect_task(body, task_header(headers))
-    caller = caller_from(headers)
-    if task is not None and not s.task_persona:
-        # A title or tag request: no persona, no persona tuning, maybe a cheaper model.
-        out = {**body, "model": s.task_model or s.model}
-        upstream = s.task_upstream or s.upstream
-    else:
-        out = upstream_body(body, model=s.model, prompt=s.system_prompt, mode=s.system_prompt_mode,
-                            params=s.params)
-        upstream = s.upstream
-    if forward_user_id and caller.user_id and "user" not in out:
-        out["user"] = caller.user_id
-    return Plan(upstream, out, task, caller)
+TARGET_HEADER = "x-persona-target"
 
 
 class ChatService:
     """Serves ``/v1/chat/completions`` for every route in a table."""
 
     def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
-                 *, forward_user_id: bool = False) -> None:
+                 *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None) -> None:
         self.routes = routes
         self.clients = clients
         self.forward_user_id = forward_user_id
+        self.lifecycle = lifecycle or Lifecycle()
+        self.failovers: Counter[str] = Counter()
 
     async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send) -> None:
         """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
-        plan = plan_request(route, body, headers, forward_user_id=self.forward_user_id)
-        client = self.clients[plan.upstream]
-        payload = orjson.dumps(plan.body)
-        exchange = _Exchange(route, client, plan)
+        exchange = _Exchange(route)
         try:
             async with Guard(receive) as guard:
-                guard.expect("first_byte", client.settings.first_byte_timeout)
-                upstream = await client.post("chat/completions", payload, stream=bool(body.get("stream")))
+                upstream = await self._open(route, body, headers, guard, exchange)
                 try:
                     await exchange.relay(upstream, send, guard)
                 finally:
@@ -102,13 +72,37 @@ class ChatService:
             exchange.log()
 
 
+    async def _open(self, route: Route, body: dict[str, Any], headers: Headers, guard: Guard,
+                    exchange: _Exchange) -> httpx.Response:
+        """The first target's open response that answers; later targets only after a target failure."""
+        targets = self.lifecycle.usable(route)
+        for position, target in enumerate(targets):
+            plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id)
+            client = self.clients[plan.upstream]
+            exchange.plan, exchange.client = plan, client
+            guard.expect("first_byte", client.settings.first_byte_timeout)
+            try:
+                return await client.post("chat/completions", orjson.dumps(plan.body),
+                                         stream=bool(body.get("stream")))
+            except ProxyError as err:
+                last = position == len(targets) - 1
+                if last or not should_fail_over(err, on_rate_limit=route.settings.failover_on_rate_limit):
+                    raise
+                if signals_retirement(err):
+                    self.lifecycle.mark_retired(target)
+                self.failovers[route.name] += 1
+                logger.warning("failover route=%s from=%s to=%s reason=%r", route.name, target.label,
+                               targets[position + 1].label, err.message[:200])
+        raise AssertionError("a route has at least one target")
+
+
 class _Exchange:
     """One request's relay state, kept for the access log."""
 
-    def __init__(self, route: Route, client: UpstreamClient, plan: Plan) -> None:
+    def __init__(self, route: Route) -> None:
         self.route = route
-        self.client = client
-        self.plan = plan
+        self.client: UpstreamClient | None = None
+        self.plan: Plan | None = None
         self.started = time.monotonic()
         self.status = 0
         self.stream: StreamRelay | None = None
@@ -116,8 +110,10 @@ class _Exchange:
         self.error: str | None = None
 
     async def relay(self, upstream: httpx.Response, send: Send, guard: Guard) -> None:
+        assert self.client is not None and self.plan is not None
         self.status = upstream.status_code
         headers = passed_headers(upstream.headers)
+        headers[TARGET_HEADER] = self.plan.target.label
         idle = self.client.settings.idle_timeout
         # Like Open WebUI, trust the content type, not what was asked for.
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
@@ -159,9 +155,11 @@ class _Exchange:
             ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
             detail = f"stream=yes events={stream.events} done={stream.done} ttfb_ms={ttfb:.1f}"
         error = self.error or (stream.error if stream else None)
-        plan, caller = self.plan, self.plan.caller
-        who = "".join(f" {k}={v}" for k, v in (("task", plan.task), ("user", caller.user_id),
-                                                 ("chat", caller.chat_id)) if v)
-        logger.info("%s route=%s upstream=%s status=%d %s duration_ms=%.1f%s%s",
-                    "task" if plan.task else "chat", self.route.name, plan.upstream, self.status, detail,
+        plan = self.plan
+        if plan is None:
+            return
+        who = "".join(f" {k}={v}" for k, v in (("task", plan.task), ("user", plan.caller.user_id),
+                                                 ("chat", plan.caller.chat_id)) if v)
+        logger.info("%s route=%s target=%s status=%d %s duration_ms=%.1f%s%s",
+                    "task" if plan.task else "chat", self.route.name, plan.target.label, self.status, detail,
                     duration, who, f" error={error!r}" if error else "")

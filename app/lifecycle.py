@@ -1,0 +1,109 @@
+"""Model lifecycle: shutdown dates, retired targets, and warnings before it is too late.
+
+Shutdown dates come from the config (``shutdown_date``) or from the
+upstream's ``/v1/models`` (OpenAI lists ``shutdown_date`` per model). A
+target past its date is skipped without a request; one that just answered
+"model not found" is skipped for a while, so a retired primary does not cost
+a failed request every time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .routing import Route, Target
+
+logger = logging.getLogger(__name__)
+
+WARN_WITHIN_DAYS = 30
+RETIRED_FOR_SECONDS = 600.0
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A ``YYYY-MM-DD`` date, or a Unix timestamp (some servers use those); else None."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return dt.datetime.fromtimestamp(value, dt.UTC).date()
+    return None
+
+
+def shutdown_dates(models_list: Any) -> dict[str, dt.date]:
+    """Model id -> shutdown date, from an upstream's ``GET /models`` answer."""
+    found: dict[str, dt.date] = {}
+    data = models_list.get("data") if isinstance(models_list, dict) else None
+    for item in data if isinstance(data, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            date = parse_date(item.get("shutdown_date"))
+            if date is not None:
+                found[item["id"]] = date
+    return found
+
+
+class Lifecycle:
+    """What is known about each target's retirement, for routing and warnings."""
+
+    def __init__(self, today: Callable[[], dt.date] = dt.date.today,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._today = today
+        self._clock = clock
+        self._learned: dict[tuple[str, str], dt.date] = {}
+        self._retired_until: dict[tuple[str, str], float] = {}
+
+    def learn(self, upstream: str, models_list: Any) -> None:
+        for model, date in shutdown_dates(models_list).items():
+            self._learned[(upstream, model)] = date
+
+    def shutdown_date(self, target: Target) -> dt.date | None:
+        return target.shutdown_date or self._learned.get((target.upstream, target.model))
+
+    def mark_retired(self, target: Target) -> None:
+        self._retired_until[(target.upstream, target.model)] = self._clock() + RETIRED_FOR_SECONDS
+
+    def usable(self, route: Route) -> list[Target]:
+        """The route's targets worth trying, in order; all of them if none looks usable."""
+        today, now = self._today(), self._clock()
+        usable = [t for t in route.targets if not self._retired(t, today, now)]
+        return usable or list(route.targets)
+
+    def _retired(self, target: Target, today: dt.date, now: float) -> bool:
+        date = self.shutdown_date(target)
+        if date is not None and date <= today:
+            return True
+        return self._retired_until.get((target.upstream, target.model), 0.0) > now
+
+    def warnings(self, routes: Iterable[Route]) -> list[str]:
+        today = self._today()
+        lines = []
+        for route in routes:
+            for target in route.targets:
+                date = self.shutdown_date(target)
+                if date is None or (date - today).days > WARN_WITHIN_DAYS:
+                    continue
+                days = (date - today).days
+                when = f"in {days} days" if days > 0 else "today" if days == 0 else f"{-days} days ago"
+                role = "primary" if target.index == 0 else f"fallback {target.index}"
+                lines.append(f"route {route.name}: {role} {target.label} shuts down on {date} ({when})"
+                             + ("; add a fallback" if len(route.targets) == 1 else ""))
+        return lines
+
+    def next_shutdown(self, route: Route) -> dt.date | None:
+        return self.shutdown_date(route.targets[0]) if route.targets else None
+
+
+def log_warnings(lifecycle: Lifecycle, routes: Iterable[Route]) -> None:
+    for line in lifecycle.warnings(routes):
+        logger.warning("%s", line)
+
+
+def learn_all(lifecycle: Lifecycle, answers: Mapping[str, Any]) -> None:
+    for upstream, models_list in answers.items():
+        if models_list is not None:
+            lifecycle.learn(upstream, models_list)

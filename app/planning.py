@@ -1,0 +1,72 @@
+"""Deciding what to send where: persona, task handling, and when to fail over.
+
+Pure functions over a route, one of its targets and the client's body; the
+serving layer calls them and does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
+from .openwebui import Caller, caller_from, detect_task, task_header
+from .persona import upstream_body
+from .routing import Route, Target
+
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where a request goes and what is sent there."""
+
+    upstream: str
+    body: dict[str, Any]
+    task: str | None
+    caller: Caller
+    target: Target
+
+
+def plan_request(route: Route, target: Target, body: dict[str, Any], headers: Headers, *,
+                 forward_user_id: bool) -> Plan:
+    """Apply a route's target to a client body: the persona for chats, none for background tasks."""
+    s = route.settings
+    task = detect_task(body, task_header(headers))
+    caller = caller_from(headers)
+    if task is not None and not s.task_persona:
+        # A title or tag request: no persona, no persona tuning, maybe a cheaper model.
+        out = {**body, "model": s.task_model or target.model}
+        upstream = s.task_upstream or target.upstream
+    else:
+        out = upstream_body(body, model=target.model, prompt=target.prompt, mode=s.system_prompt_mode,
+                            params=target.params, few_shot=target.few_shot)
+        upstream = target.upstream
+    if forward_user_id and caller.user_id and "user" not in out:
+        out["user"] = caller.user_id
+    return Plan(upstream, out, task, caller, target)
+
+
+def signals_retirement(err: ProxyError) -> bool:
+    """The upstream says this model is gone (404 model-not-found, or 410)."""
+    if not isinstance(err, UpstreamStatusError):
+        return False
+    if err.status == 410:
+        return True
+    text = err.message.lower()
+    return err.status == 404 and (
+        err.error.get("code") == "model_not_found"
+        or ("model" in text and ("not found" in text or "does not exist" in text))
+    )
+
+
+def should_fail_over(err: ProxyError, *, on_rate_limit: bool) -> bool:
+    """Whether another target may answer instead: the target failed, not the request."""
+    if isinstance(err, BadGateway | GatewayTimeout | ServiceUnavailable):
+        return True
+    if not isinstance(err, UpstreamStatusError):
+        return False
+    if err.status == 429:
+        return on_rate_limit
+    return err.status >= 500 or signals_retirement(err)

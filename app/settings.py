@@ -1,0 +1,204 @@
+"""The typed settings: what a config file may say, with defaults and descriptions.
+
+Every model forbids unknown keys, so a typo is an error that names the key
+instead of a setting silently ignored. Loading, secrets and error wording
+live in :mod:`app.config`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
+
+
+class ServerSettings(BaseSettings):
+    """``[server]``: where the proxy listens and who may call it.
+
+    Environment variables named ``PERSONA_PROXY_<FIELD>`` override the file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PERSONA_PROXY_", extra="forbid", validate_assignment=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port to bind.")
+    api_keys_env: str = Field(
+        default="PERSONA_PROXY_API_KEYS",
+        description="Environment variable holding the comma-separated client keys.",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Serve without client keys on a non-loopback address (not recommended).",
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds in-flight requests may finish after SIGTERM."
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For/-Proto are trusted (none by default).",
+    )
+    forward_user_id: bool = Field(
+        default=False,
+        description="Send Open WebUI's X-OpenWebUI-User-Id upstream as the 'user' field "
+        "(when the client sent none). Off: it gives the provider an identifier.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment must win.
+        return (env_settings, init_settings)
+
+
+class UpstreamSettings(BaseModel):
+    """``[upstreams.NAME]``: one OpenAI-compatible API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["openai", "demo"] = Field(
+        default="openai",
+        description="'openai' for any OpenAI-compatible base URL; 'demo' for the built-in offline maid.",
+    )
+    base_url: str | None = Field(default=None, description="e.g. https://api.openai.com/v1")
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the upstream key (none: no auth)."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
+    first_byte_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds until the upstream's response headers."
+    )
+    idle_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds allowed between two chunks of a response."
+    )
+    max_connections: int = Field(default=1024, ge=1, description="Connection pool size.")
+    pool_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds to wait for a free connection before answering 503."
+    )
+
+    @model_validator(mode="after")
+    def _base_url_for_openai(self) -> UpstreamSettings:
+        if self.kind == "openai":
+            if not self.base_url:
+                raise ValueError("base_url is required, e.g. base_url = \"https://api.openai.com/v1\"")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError("base_url must start with http:// or https://")
+        return self
+
+
+class TargetFields(BaseModel):
+    """What the primary target and each fallback of a route may set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upstream: str = Field(description="Name of an [upstreams.NAME] table.")
+    model: str = Field(min_length=1, description="Model id sent to the upstream.")
+    system_prompt_extra: str | None = Field(
+        default=None, description="Added after the route's system prompt for this target only."
+    )
+    few_shot_from: Path | None = Field(
+        default=None, description="Training JSONL to take example exchanges from (relative to the config)."
+    )
+    few_shot_count: int = Field(default=6, ge=1, le=50, description="How many exchanges to insert.")
+    few_shot_max_tokens: int = Field(default=1500, ge=50, description="Token budget for the exchanges.")
+    shutdown_date: dt.date | None = Field(
+        default=None, description="When the model retires, if the upstream does not say (YYYY-MM-DD)."
+    )
+
+
+class FallbackSettings(TargetFields):
+    """``[[routes.NAME.fallbacks]]``: tried in order when the targets before it fail."""
+
+    params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the route's params.")
+
+
+class RouteSettings(TargetFields):
+    """``[routes.NAME]``: a virtual model name clients ask for, and its primary target."""
+
+    display_name: str | None = Field(default=None, description="Human name shown in model lists.")
+    description: str | None = Field(default=None, description="One line shown in model lists.")
+    system_prompt: str | None = Field(default=None, description="The persona's system prompt.")
+    system_prompt_file: Path | None = Field(
+        default=None, description="File holding the system prompt, relative to the config file."
+    )
+    system_prompt_mode: Literal["replace", "prepend", "if_absent"] = Field(default="replace")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Request defaults; values the client sends win."
+    )
+    hidden: bool = Field(default=False, description="Leave out of /v1/models; still routable.")
+    task_model: str | None = Field(
+        default=None, description="Model id for Open WebUI background tasks (titles, tags, ...)."
+    )
+    task_upstream: str | None = Field(default=None, description="Upstream for task_model (default: upstream).")
+    task_persona: bool = Field(
+        default=False, description="Apply the persona to Open WebUI background tasks too."
+    )
+    fallbacks: list[FallbackSettings] = Field(
+        default_factory=list, description="Targets tried in order when the primary cannot answer."
+    )
+    failover_on_rate_limit: bool = Field(default=False, description="Also fail over on 429 answers.")
+
+    @model_validator(mode="after")
+    def _one_prompt_source(self) -> RouteSettings:
+        if self.system_prompt is not None and self.system_prompt_file is not None:
+            raise ValueError("set system_prompt or system_prompt_file, not both")
+        for owned in ("model", "messages", "stream"):
+            if owned in self.params:
+                raise ValueError(f"params may not set '{owned}': the proxy owns it")
+        return self
+
+
+class Upstream(BaseModel):
+    """An upstream with its secret resolved from the environment."""
+
+    name: str
+    settings: UpstreamSettings
+    api_key: SecretStr | None = None
+
+    @property
+    def key_missing(self) -> bool:
+        return self.settings.api_key_env is not None and self.api_key is None
+
+
+class Config(BaseModel):
+    """The whole validated configuration, secrets included (never logged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    upstreams: dict[Name, UpstreamSettings] = Field(default_factory=dict)
+    routes: dict[Name, RouteSettings] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)
+    client_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
+    upstream_keys: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="after")
+    def _routes_name_upstreams(self) -> Config:
+        for name, route in self.routes.items():
+            named = [("upstream", route.upstream), ("task_upstream", route.task_upstream)]
+            named += [(f"fallbacks[{i}].upstream", f.upstream) for i, f in enumerate(route.fallbacks)]
+            for key, upstream in named:
+                if upstream is not None and upstream not in self.upstreams:
+                    known = ", ".join(sorted(self.upstreams)) or "none defined"
+                    raise ValueError(
+                        f"routes.{name}.{key}: unknown upstream '{upstream}'; "
+                        f"define [upstreams.{upstream}] or use one of: {known}"
+                    )
+        return self
+
+    def upstream(self, name: str) -> Upstream:
+        return Upstream(name=name, settings=self.upstreams[name], api_key=self.upstream_keys.get(name))
