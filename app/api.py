@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .errors import ProxyError, render, render_unexpected
 from .guard import ClientGone
 from .request import parse_chat_request, read_body
+from .routing import Route
 from .serving import ChatService
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,22 @@ async def health(request: Request) -> Response:
 
 async def list_models(request: Request) -> Response:
     """The routes, as OpenAI model objects."""
-    return _json(request.app.state.routes.model_list())
+    routes = request.app.state.routes
+    return _json({"object": "list", "data": [_model(request, r) for r in routes if not r.settings.hidden]})
 
 
 async def get_model(request: Request) -> Response:
     """One route as an OpenAI model object, or 404 ``model_not_found``."""
-    route = request.app.state.routes.resolve(request.path_params["model"])
-    return _json(route.model_object())
+    return _json(_model(request, request.app.state.routes.resolve(request.path_params["model"])))
+
+
+def _model(request: Request, route: Route) -> dict[str, object]:
+    obj = route.model_object()
+    # The persona outlives its models, but clients may want to see a retirement coming.
+    shutdown = request.app.state.chat.lifecycle.next_shutdown(route)
+    if shutdown is not None:
+        obj["shutdown_date"] = shutdown.isoformat()
+    return obj
 
 
 class ChatEndpoint:

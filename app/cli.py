@@ -15,6 +15,7 @@ from .cli_common import CONFIG_ENV, UserError
 from .cli_common import config_path as resolve_config_path
 from .cli_data import dataset, route
 from .cli_finetune import finetune
+from .cli_routes import routes_command
 from .config import ConfigError, ServerSettings, load_config
 
 
@@ -118,3 +119,4 @@ def main() -> None:
 cli.add_command(dataset)
 cli.add_command(route)
 cli.add_command(finetune)
+cli.add_command(routes_command)

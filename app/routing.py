@@ -97,8 +97,6 @@ class RouteTable:
             raise model_not_found(model)
         return route
 
-    def model_list(self) -> dict[str, Any]:
-        return {"object": "list", "data": [route.model_object() for route in self if not route.settings.hidden]}
 
 
 def targets_of(route: RouteSettings, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:

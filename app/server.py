@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from .auth import ProxyKeyAuth, ProxyKeys
 from .config import Config, is_loopback
 from .demo import DemoTransport
 from .errors import ProxyError, handle_http_exception, handle_proxy_error, handle_unexpected
+from .lifecycle import Lifecycle, log_warnings
 from .routing import RouteTable
 from .serving import ChatService
 from .upstream import UpstreamClient
@@ -58,13 +60,20 @@ def create_app(
             name: UpstreamClient(config.upstream(name), transports.get(name) or _default_transport(settings.kind))
             for name, settings in config.upstreams.items()
         }
-        app.state.chat = ChatService(app.state.routes, clients, forward_user_id=config.server.forward_user_id)
+        lifecycle = Lifecycle()
+        app.state.chat = ChatService(app.state.routes, clients, forward_user_id=config.server.forward_user_id,
+                                     lifecycle=lifecycle)
         endpoint: ASGIApp = ChatEndpoint(app.state.chat, config.server.max_body_bytes)
         app.chat_asgi = ProxyKeyAuth(endpoint, keys) if keys else endpoint
         _log_start(config, app.state.routes)
+        watcher = None
+        if config.server.check_models:
+            watcher = asyncio.create_task(watch_models(lifecycle, app.state.routes, clients))
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             app.chat_asgi = None
             for client in clients.values():
                 await client.aclose()
@@ -87,6 +96,19 @@ def create_app(
     if keys:
         app.add_middleware(ProxyKeyAuth, keys=keys)
     return app
+
+
+async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],
+                       interval: float = 86_400.0) -> None:
+    """Learn shutdown dates from the upstreams at start and daily, and warn about retirements."""
+    used = {target.upstream for route in routes for target in route.targets}
+    while True:
+        for name in sorted(used):
+            models = await clients[name].get_json("models")
+            if models is not None:
+                lifecycle.learn(name, models)
+        log_warnings(lifecycle, routes)
+        await asyncio.sleep(interval)
 
 
 def _default_transport(kind: str) -> httpx.AsyncBaseTransport | None:

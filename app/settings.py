@@ -50,6 +50,11 @@ class ServerSettings(BaseSettings):
         description="Send Open WebUI's X-OpenWebUI-User-Id upstream as the 'user' field "
         "(when the client sent none). Off: it gives the provider an identifier.",
     )
+    check_models: bool = Field(
+        default=True,
+        description="At start and daily, read each upstream's /models for shutdown dates and warn "
+        "about targets retiring within 30 days.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
 
     @classmethod

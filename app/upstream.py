@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import orjson
@@ -82,6 +83,30 @@ class UpstreamClient:
         if url is None:
             url = self._urls[path] = httpx.URL(f"{self._base}/{path}")
         return url
+
+    async def get_json(self, path: str, timeout: float = 10.0) -> Any:
+        """GET ``path`` and parse it; None on any failure (used for best-effort checks)."""
+        if self._key_missing:
+            return None
+        request = httpx.Request("GET", self._url(path), headers=self._headers[False],
+                                extensions={"timeout": self._timeouts})
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    body = await response.aread()
+                finally:
+                    await response.aclose()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            logger.warning("upstream %s: GET %s failed (%s)", self.name, path, type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            logger.warning("upstream %s: GET %s answered HTTP %d", self.name, path, response.status_code)
+            return None
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
 
     async def post(self, path: str, body: bytes, *, stream: bool) -> httpx.Response:
         """POST ``body`` and return the open 2xx response; raise on anything else."""

@@ -87,11 +87,13 @@ def make_proxy(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Callable[..., Proxy
         with_keys: bool = True,
         env: dict[str, str] | None = None,
         extra_upstreams: str = "",
+        check_models: bool = False,
     ) -> Proxy:
         client_key = "pp-client-" + secrets.token_hex(16) if with_keys else None
         upstream_key = "up-canary-" + secrets.token_hex(16)
         text = (
-            f'[server]\nhost = "127.0.0.1"\nport = 0\napi_keys_env = "TEST_PROXY_KEYS"\n{server}\n'
+            f'[server]\nhost = "127.0.0.1"\nport = 0\napi_keys_env = "TEST_PROXY_KEYS"\n'
+            f"check_models = {str(check_models).lower()}\n{server}\n"
             f'[upstreams.fake]\nbase_url = "{fake.url}/v1"\napi_key_env = "TEST_UPSTREAM_KEY"\n{upstream}\n'
             f"{extra_upstreams}\n{routes}"
         )

@@ -115,6 +115,8 @@ class FakeOpenAI:
         self.requests: list[Recorded] = []
         # monotonic times at which a client (the proxy) hung up mid-stream
         self.disconnects: list[float] = []
+        self.models: list[dict[str, Any]] = [{"id": "upstream-model", "object": "model", "created": 1,
+                                              "owned_by": "fake"}]
         self._queue: deque[Reply] = deque()
         self._server = ServerThread(self._app())
 
@@ -144,7 +146,9 @@ class FakeOpenAI:
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
-        reply = self._queue.popleft() if self._queue else self._default(request, body)
+        # Scripts are for chat requests; model lists always get the default answer.
+        scripted = self._queue and request.url.path.endswith("/chat/completions")
+        reply = self._queue.popleft() if scripted else self._default(request, body)
         if reply.hold is not None and not await self._wait(request, reply.hold):
             return Response(status_code=499)
         headers = dict(reply.headers)
@@ -184,9 +188,7 @@ class FakeOpenAI:
 
     def _default(self, request: Request, body: bytes) -> Reply:
         if request.url.path.endswith("/models"):
-            data = {"object": "list", "data": [{"id": "upstream-model", "object": "model",
-                                                "created": 1, "owned_by": "fake"}]}
-            return Reply(body=json.dumps(data).encode())
+            return Reply(body=json.dumps({"object": "list", "data": self.models}).encode())
         payload = json.loads(body or b"{}")
         model = payload.get("model", "upstream-model")
         if payload.get("stream"):

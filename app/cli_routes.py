@@ -1,0 +1,94 @@
+"""``persona-proxy routes``: every route and target, checked against its upstream."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+import httpx
+
+from . import fewshot
+from .cli_common import load
+from .config import Config
+from .lifecycle import WARN_WITHIN_DAYS, shutdown_dates
+from .routing import RouteTable
+from .tokens import load_counter
+
+
+def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
+    """What one upstream's ``GET /models`` says: reachable, model ids, shutdown dates."""
+    settings = config.upstreams[name]
+    if settings.kind == "demo":
+        return {"reachable": True, "models": None, "shutdowns": {}, "note": "built-in demo"}
+    upstream = config.upstream(name)
+    if upstream.key_missing:
+        return {"reachable": None, "models": None, "shutdowns": {}, "note": f"{settings.api_key_env} not set"}
+    headers = {"authorization": f"Bearer {upstream.api_key.get_secret_value()}"} if upstream.api_key else {}
+    try:
+        response = httpx.get(f"{(settings.base_url or '').rstrip('/')}/models", headers=headers, timeout=timeout,
+                             trust_env=False)
+    except httpx.HTTPError as exc:
+        return {"reachable": False, "models": None, "shutdowns": {}, "note": type(exc).__name__}
+    if response.status_code != 200:
+        return {"reachable": True, "models": None, "shutdowns": {}, "note": f"HTTP {response.status_code}"}
+    try:
+        listing = response.json()
+    except ValueError:
+        return {"reachable": True, "models": None, "shutdowns": {}, "note": "not JSON"}
+    models = {m.get("id") for m in listing.get("data", []) if isinstance(m, dict)}
+    return {"reachable": True, "models": models, "shutdowns": shutdown_dates(listing), "note": ""}
+
+
+def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
+    routes = RouteTable.from_config(config)
+    upstreams = {t.upstream for r in routes for t in r.targets}
+    probes = {name: probe(config, name) for name in sorted(upstreams)}
+    counter = load_counter() if any(t.few_shot for r in routes for t in r.targets) else None
+    rows = []
+    for route in routes:
+        for target in route.targets:
+            found = probes[target.upstream]
+            date = target.shutdown_date or found["shutdowns"].get(target.model)
+            models = found["models"]
+            rows.append({
+                "route": route.name, "target": target.index, "upstream": target.upstream, "model": target.model,
+                "reachable": found["reachable"], "note": found["note"],
+                "model_exists": None if models is None else target.model in models,
+                "shutdown_date": date.isoformat() if date else None,
+                "days_left": (date - today).days if date else None,
+                "few_shot_examples": len(target.few_shot) // 2,
+                "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
+            })
+    return rows
+
+
+def _yes(value: bool | None) -> str:
+    return "?" if value is None else "yes" if value else "NO"
+
+
+@click.command("routes")
+@click.option("--config", "config_file", metavar="PATH",
+              help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def routes_command(config_file: str | None, as_json: bool) -> None:
+    """List routes and their targets: reachable, model present, shutdown date, few-shot cost."""
+    rows = report(load(config_file), dt.date.today())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ("route", "#", "target", "reachable", "model", "shutdown", "few-shot")
+    table = [header]
+    for row in rows:
+        days = row["days_left"]
+        shutdown = "-" if row["shutdown_date"] is None else f"{row['shutdown_date']} ({days} days)"
+        if days is not None and days <= WARN_WITHIN_DAYS:
+            shutdown += " !" if days > 0 else " RETIRED"
+        shots = f"{row['few_shot_examples']} ex, {row['few_shot_tokens']} tok" if row["few_shot_examples"] else "-"
+        reach = _yes(row["reachable"]) + (f" ({row['note']})" if row["note"] else "")
+        table.append((row["route"], str(row["target"]), f"{row['upstream']}/{row['model']}", reach,
+                      _yes(row["model_exists"]), shutdown, shots))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())

@@ -1,0 +1,170 @@
+"""Few-shot personas from the training set, shutdown dates, warnings and the routes command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+from app.fewshot import cost, select
+from app.lifecycle import Lifecycle, parse_date, shutdown_dates
+from app.routing import Route, Target
+from app.tokens import load_counter
+
+from .conftest import MAID_PROMPT
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "maid_finetune_output.jsonl"
+
+
+@pytest.fixture(scope="module")
+def counter():
+    return load_counter()
+
+
+def test_few_shot_selection_is_deterministic_distinct_and_within_budget(counter):
+    first = select(DATA / "warnings.jsonl", 4, 1500, counter)
+    assert first == select(DATA / "warnings.jsonl", 4, 1500, counter)
+    assert len(first) == 8 and [m["role"] for m in first] == ["user", "assistant"] * 4
+    pairs = [(first[i]["content"], first[i + 1]["content"]) for i in range(0, 8, 2)]
+    assert len(set(pairs)) == 4
+    assert cost(first, counter) <= 1500
+    tight = select(DATA / "warnings.jsonl", 10, 60, counter)
+    assert 0 < cost(tight, counter) <= 60 and len(tight) < 20
+    assert all("很久很久以前" not in m["content"] for m in select(DATA / "warnings.jsonl", 50, 5000, counter))
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside this checkout")
+def test_few_shot_from_the_reference_dataset_skips_its_duplicates(counter):
+    chosen = select(SHARED, 20, 100_000, counter)
+    pairs = [(chosen[i]["content"], chosen[i + 1]["content"]) for i in range(0, len(chosen), 2)]
+    assert len(pairs) == 20 and len(set(pairs)) == 20
+
+
+def test_few_shot_target_sends_persona_then_examples_then_the_chat(make_proxy, fake, tmp_path):
+    dataset = tmp_path / "maid.jsonl"
+    dataset.write_bytes((DATA / "valid.jsonl").read_bytes())
+    proxy = make_proxy(f"""
+[routes.maid]
+upstream = "fake"
+model = "gpt-4.1-mini"
+system_prompt = "{MAID_PROMPT}"
+few_shot_from = "maid.jsonl"
+few_shot_count = 3
+""")
+    with proxy.http() as http:
+        http.post("/v1/chat/completions", json={"model": "maid", "messages": [{"role": "user", "content": "嗨"}]})
+    messages = fake.chat_requests[0].json["messages"]
+    assert messages[0] == {"role": "system", "content": MAID_PROMPT}
+    assert [m["role"] for m in messages[1:7]] == ["user", "assistant"] * 3
+    assert messages[7] == {"role": "user", "content": "嗨"}
+
+
+def test_missing_few_shot_file_is_a_config_error(make_proxy):
+    from app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="few_shot_from: no such file"):
+        make_proxy('[routes.maid]\nupstream = "fake"\nmodel = "m"\nfew_shot_from = "nope.jsonl"\n')
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2027-01-14", dt.date(2027, 1, 14)), ("2027-01-14T00:00:00Z", dt.date(2027, 1, 14)),
+    (1799884800, dt.date(2027, 1, 14)), (None, None), ("soon", None), (True, None), (-5, None)])
+def test_parse_date(value, expected):
+    assert parse_date(value) == expected
+
+
+def test_shutdown_dates_from_a_models_list():
+    listing = {"data": [{"id": "gpt-4o-mini-2024-07-18", "shutdown_date": "2027-01-14"},
+                        {"id": "gpt-4.1-mini", "shutdown_date": None}, {"id": 3}, "junk"]}
+    assert shutdown_dates(listing) == {"gpt-4o-mini-2024-07-18": dt.date(2027, 1, 14)}
+    assert shutdown_dates(None) == {} and shutdown_dates({"data": "x"}) == {}
+
+
+def route_with(*targets: Target) -> Route:
+    from app.settings import RouteSettings
+
+    return Route("maid", RouteSettings(upstream="openai", model="m"), 0, b'"maid"', targets)
+
+
+def target(index: int, model: str, date: dt.date | None = None) -> Target:
+    return Target(index, "openai", model, None, (), {}, date)
+
+
+def test_warnings_and_skipping_with_a_fake_clock():
+    today = [dt.date(2026, 12, 20)]
+    now = [0.0]
+    life = Lifecycle(today=lambda: today[0], clock=lambda: now[0])
+    primary, backup = target(0, "ft:gpt-4o-mini:maid"), target(1, "gpt-4.1-mini")
+    route = route_with(primary, backup)
+    life.learn("openai", {"data": [{"id": "ft:gpt-4o-mini:maid", "shutdown_date": "2027-01-14"}]})
+    assert life.warnings([route]) == [
+        "route maid: primary openai/ft:gpt-4o-mini:maid shuts down on 2027-01-14 (in 25 days)"]
+    assert life.usable(route) == [primary, backup]
+    today[0] = dt.date(2026, 11, 1)
+    assert life.warnings([route]) == []  # more than 30 days ahead
+    today[0] = dt.date(2027, 1, 14)
+    assert life.usable(route) == [backup]
+    assert "(today)" in life.warnings([route])[0]
+    today[0] = dt.date(2026, 12, 1)
+    life.mark_retired(backup)
+    assert life.usable(route) == [primary]
+    now[0] = 601.0
+    assert life.usable(route) == [primary, backup]
+    lonely = route_with(target(0, "old", dt.date(2026, 12, 10)))
+    assert life.warnings([lonely])[0].endswith("(in 9 days); add a fallback")
+    assert life.usable(lonely) == list(lonely.targets)  # nothing else to try: try it anyway
+
+
+def test_start_up_learns_shutdown_dates_warns_and_lists_them(make_proxy, fake, caplog):
+    caplog.set_level(logging.WARNING)
+    soon = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    fake.models = [{"id": "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D", "object": "model", "created": 1,
+                    "owned_by": "user", "shutdown_date": soon}]
+    proxy = make_proxy(check_models=True)
+    with proxy.http() as http:
+        for _ in range(50):
+            listed = http.get("/v1/models").json()["data"][0]
+            if "shutdown_date" in listed:
+                break
+    assert listed["shutdown_date"] == soon
+    assert f"shuts down on {soon} (in 10 days); add a fallback" in caplog.text
+
+
+def test_routes_command(tmp_path, fake):
+    fake.models = [{"id": "ft:old", "object": "model", "created": 1, "owned_by": "u", "shutdown_date": "2027-01-14"},
+                   {"id": "gpt-4.1-mini", "object": "model", "created": 1, "owned_by": "openai"}]
+    (tmp_path / "maid.jsonl").write_bytes((DATA / "valid.jsonl").read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[upstreams.fake]
+base_url = "{fake.url}/v1"
+
+[routes.maid]
+upstream = "fake"
+model = "ft:old"
+system_prompt = "{MAID_PROMPT}"
+
+[[routes.maid.fallbacks]]
+upstream = "fake"
+model = "gpt-4.1-mini"
+few_shot_from = "maid.jsonl"
+few_shot_count = 2
+
+[[routes.maid.fallbacks]]
+upstream = "fake"
+model = "gpt-3-gone"
+""", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["routes", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["model"], r["reachable"], r["model_exists"], r["shutdown_date"]) for r in rows] == [
+        ("ft:old", True, True, "2027-01-14"), ("gpt-4.1-mini", True, True, None), ("gpt-3-gone", True, False, None)]
+    assert rows[1]["few_shot_examples"] == 2 and rows[1]["few_shot_tokens"] > 0
+    table = CliRunner().invoke(cli, ["routes", "--config", str(config)])
+    assert "fake/gpt-3-gone" in table.output and "NO" in table.output and "2 ex," in table.output
