@@ -123,3 +123,18 @@ def test_missing_upstream_key_names_the_variable(make_proxy, fake):
     assert error["code"] == "upstream_key_missing"
     assert "TEST_UPSTREAM_KEY" in error["message"]
     assert fake.chat_requests == []
+
+
+def test_gzip_from_upstream_reaches_the_client_decoded_and_consistent(proxy, fake):
+    import gzip
+
+    from .fake_openai import completion
+
+    raw = json.dumps(completion("ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D")).encode()
+    fake.enqueue(Reply(body=gzip.compress(raw), headers={"content-encoding": "gzip"}))
+    with proxy.http() as http:
+        resp = http.post("/v1/chat/completions", json=CHAT)
+    assert resp.status_code == 200
+    assert "content-encoding" not in resp.headers
+    assert int(resp.headers["content-length"]) == len(resp.content)
+    assert resp.json()["model"] == "maid"
