@@ -13,6 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .errors import ProxyError, render, render_unexpected
 from .guard import ClientGone
+from .observability import REQUEST_ID, new_request_id
 from .request import parse_chat_request, read_body
 from .routing import Route
 from .serving import ChatService
@@ -59,17 +60,24 @@ class ChatEndpoint:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        offered = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = new_request_id(offered)
+        token = REQUEST_ID.set(request_id)
         started = False
+        id_header = (b"x-request-id", request_id.encode())
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
-            started = True
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message["headers"], id_header]
             await send(message)
 
         try:
             raw = await read_body(scope, receive, self.max_body_bytes)
             await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send)
         except ProxyError as err:
+            err.headers["x-request-id"] = request_id
             await render(err)(scope, receive, send)
         except ClientGone:
             pass  # hung up while sending its request: nobody to answer
@@ -78,6 +86,8 @@ class ChatEndpoint:
             logger.error("unhandled error on %s", CHAT_PATH, exc_info=exc)
             if not started:
                 await render_unexpected()(scope, receive, send)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 async def _chat_via_router(request: Request) -> Response:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gc
-import logging
 import os
-import sys
 from typing import Any
 
 import click
@@ -17,6 +15,7 @@ from .cli_data import dataset, route
 from .cli_finetune import finetune
 from .cli_routes import routes_command
 from .config import ConfigError, ServerSettings, load_config
+from .observability import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +45,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     server = config.server
-    _setup_logging(server.log_level)
+    setup_logging(server.log_level, server.log_format)
     options = uvicorn_options(server)
     if workers == 1:
         from .server import create_app
@@ -87,7 +86,7 @@ def worker_app() -> object:
     from .server import create_app
 
     config = load_config(resolve_config_path(None))
-    _setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, config.server.log_format)
     app = create_app(config)
     _freeze_startup_objects()
     return app
@@ -101,15 +100,6 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every upstream request at INFO; our own access lines say more.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main() -> None:

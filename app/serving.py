@@ -22,6 +22,7 @@ from starlette.types import Receive, Send
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
+from .observability import REQUEST_ID
 from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
@@ -83,7 +84,7 @@ class ChatService:
             guard.expect("first_byte", client.settings.first_byte_timeout)
             try:
                 return await client.post("chat/completions", orjson.dumps(plan.body),
-                                         stream=bool(body.get("stream")))
+                                         stream=bool(body.get("stream")), request_id=REQUEST_ID.get())
             except ProxyError as err:
                 last = position == len(targets) - 1
                 if last or not should_fail_over(err, on_rate_limit=route.settings.failover_on_rate_limit):

@@ -56,6 +56,7 @@ class ServerSettings(BaseSettings):
         "about targets retiring within 30 days.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 
     @classmethod
     def settings_customise_sources(

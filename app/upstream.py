@@ -27,8 +27,9 @@ from .transport import AiohttpTransport
 logger = logging.getLogger(__name__)
 
 ERROR_BODY_LIMIT = 64 * 1024
-# Response headers a client's own retry and rate-limit logic reads.
-PASSED_HEADERS = ("x-request-id", "openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
+# Response headers a client's own retry and rate-limit logic reads. The
+# upstream's x-request-id comes back as x-upstream-request-id: x-request-id is ours.
+PASSED_HEADERS = ("openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
 PASSED_PREFIXES = ("x-ratelimit-",)
 NO_RETRY = {"x-should-retry": "false"}
 REDACTED = b"[redacted]"
@@ -108,7 +109,7 @@ class UpstreamClient:
         except orjson.JSONDecodeError:
             return None
 
-    async def post(self, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+    async def post(self, path: str, body: bytes, *, stream: bool, request_id: str | None = None) -> httpx.Response:
         """POST ``body`` and return the open 2xx response; raise on anything else."""
         if self._key_missing:
             raise BadGateway(
@@ -117,7 +118,10 @@ class UpstreamClient:
                 code="upstream_key_missing",
                 headers=NO_RETRY,
             )
-        request = httpx.Request("POST", self._url(path), headers=self._headers[stream], content=body,
+        headers = self._headers[stream]
+        if request_id is not None:
+            headers = [*headers, ("x-request-id", request_id)]
+        request = httpx.Request("POST", self._url(path), headers=headers, content=body,
                                 extensions={"timeout": self._timeouts})
         response = await self._send(request)
         if response.status_code >= 300:
@@ -237,8 +241,12 @@ def upstream_error(body: bytes, status: int) -> dict[str, object]:
 
 def passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The upstream response headers worth relaying to the client."""
-    return {
+    passed = {
         name: value
         for name, value in headers.items()
         if name in PASSED_HEADERS or name.startswith(PASSED_PREFIXES)
     }
+    upstream_id = headers.get("x-request-id")
+    if upstream_id:
+        passed["x-upstream-request-id"] = upstream_id
+    return passed

@@ -150,7 +150,8 @@ def test_response_reports_route_name_and_keeps_the_rest(proxy, fake):
     assert resp.json() == {**upstream, "model": "maid"}
     # Byte-faithful: only the model value changed, formatting and escapes kept.
     assert resp.content == raw.replace(json.dumps(FT_MODEL).encode(), b'"maid"')
-    assert resp.headers["x-request-id"] == "req_123"
+    assert resp.headers["x-upstream-request-id"] == "req_123"
+    assert resp.headers["x-request-id"].startswith("req_") and resp.headers["x-request-id"] != "req_123"
     assert resp.headers["openai-processing-ms"] == "42"
 
 
