@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import ProxyError, render, render_unexpected
+from .auth import KEY_ID_SCOPE, bearer_token
+from .errors import AuthenticationFailed, NotFound, ProxyError, render, render_unexpected
 from .guard import ClientGone
 from .observability import REQUEST_ID, new_request_id
 from .request import parse_chat_request, read_body
@@ -52,6 +54,18 @@ def _model(request: Request, route: Route) -> dict[str, object]:
     return obj
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics, for holders of an admin key; absent unless admin keys are set."""
+    admin = request.app.state.admin_keys
+    if not admin:
+        raise NotFound("Metrics are disabled; set admin keys (server.admin_keys_env) to enable /metrics.")
+    header = request.headers.get("authorization")
+    token = bearer_token(header.encode("latin-1") if header else None)
+    if token is None or not admin.accepts(token):
+        raise AuthenticationFailed("/metrics needs an admin key: 'Authorization: Bearer <admin key>'.")
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 class ChatEndpoint:
     """``POST /v1/chat/completions`` as a plain ASGI app: the proxy's hot path."""
 
@@ -75,7 +89,8 @@ class ChatEndpoint:
 
         try:
             raw = await read_body(scope, receive, self.max_body_bytes)
-            await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send)
+            await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send,
+                                     scope.get(KEY_ID_SCOPE))
         except ProxyError as err:
             err.headers["x-request-id"] = request_id
             await render(err)(scope, receive, send)
@@ -97,6 +112,7 @@ async def _chat_via_router(request: Request) -> Response:
 
 ROUTES: list[BaseRoute] = [
     HTTPRoute("/health", health, methods=["GET"]),
+    HTTPRoute("/metrics", metrics, methods=["GET"]),
     HTTPRoute("/v1/models", list_models, methods=["GET"]),
     # Model ids such as "ft:gpt-4o-mini:org::id" or "org/name" contain ':' and '/'.
     HTTPRoute("/v1/models/{model:path}", get_model, methods=["GET"]),

@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import AuthenticationFailed, render
 
-OPEN_PATHS = frozenset({"/health"})
+# /metrics checks the admin key itself.
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+KEY_ID_SCOPE = "persona_proxy.key_id"
 
 
 def _digest(key: str | bytes) -> bytes:
@@ -35,11 +37,15 @@ class ProxyKeys:
         return bool(self._digests)
 
     def accepts(self, presented: bytes) -> bool:
+        return self.key_id(presented) is not None
+
+    def key_id(self, presented: bytes) -> str | None:
+        """A short, stable id of an accepted key (for usage records), or None if it is not accepted."""
         candidate = _digest(presented)
         ok = False
         for digest in self._digests:
             ok |= hmac.compare_digest(candidate, digest)
-        return ok
+        return "key-" + candidate.hex()[:10] if ok else None
 
 
 def bearer_token(header: bytes | None) -> bytes | None:
@@ -67,10 +73,11 @@ class ProxyKeyAuth:
             error = AuthenticationFailed(
                 "Missing API key: send your persona-proxy key as 'Authorization: Bearer <key>'."
             )
-        elif not self.keys.accepts(token):
+        elif (key_id := self.keys.key_id(token)) is None:
             # The presented key is never echoed, not even masked.
             error = AuthenticationFailed("Incorrect API key provided for persona-proxy.")
         else:
+            scope[KEY_ID_SCOPE] = key_id
             return await self.app(scope, receive, send)
         error.headers["www-authenticate"] = "Bearer"
         await render(error)(scope, receive, send)

@@ -21,7 +21,7 @@ from pydantic import SecretStr, ValidationError
 from .settings import Config, RouteSettings, ServerSettings, Upstream, UpstreamSettings
 
 MIN_KEY_LENGTH = 16
-FILE_TABLES = {"server", "upstreams", "routes"}
+FILE_TABLES = {"server", "upstreams", "routes", "usage", "prices"}
 
 
 class ConfigError(Exception):
@@ -51,13 +51,13 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where, "server.")) from None
     try:
-        config = Config(
-            server=server, upstreams=raw.get("upstreams", {}), routes=raw.get("routes", {}), source=source
-        )
+        config = Config(server=server, source=source,
+                        **{key: raw[key] for key in ("upstreams", "routes", "usage", "prices") if key in raw})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
     base_dir = source.parent if source is not None else Path.cwd()
     _load_prompt_files(config, base_dir, where)
+    config.usage.path = _usage_path(config.usage.path, source, environ)
     return _with_secrets(config, environ, where)
 
 
@@ -112,17 +112,31 @@ def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
             ) from None
 
 
+def _usage_path(path: Path, source: Path | None, environ: Mapping[str, str]) -> Path:
+    if path.is_absolute():
+        return path
+    if source is not None:
+        return source.parent / path
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "persona-proxy" / path
+
+
 def _with_secrets(config: Config, environ: Mapping[str, str], where: str) -> Config:
-    raw_keys = environ.get(config.server.api_keys_env, "")
-    keys = tuple(SecretStr(k.strip()) for k in raw_keys.split(",") if k.strip())
+    keys = _keys(environ.get(config.server.api_keys_env, ""))
+    admin_keys = _keys(environ.get(config.server.admin_keys_env, ""))
     upstream_keys = {
         name: SecretStr(environ[up.api_key_env])
         for name, up in config.upstreams.items()
         if up.api_key_env and environ.get(up.api_key_env)
     }
-    config = config.model_copy(update={"client_keys": keys, "upstream_keys": upstream_keys})
+    config = config.model_copy(update={"client_keys": keys, "admin_keys": admin_keys,
+                                       "upstream_keys": upstream_keys})
     check_exposure(config, where)
     return config
+
+
+def _keys(raw: str) -> tuple[SecretStr, ...]:
+    return tuple(SecretStr(k.strip()) for k in raw.split(",") if k.strip())
 
 
 def is_loopback(host: str) -> bool:

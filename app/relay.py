@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import orjson
@@ -41,9 +42,12 @@ class StreamRelay:
     """Relays one upstream SSE stream event by event, rewriting ``model``."""
 
     def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float,
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None, strip_usage: bool = False) -> None:
         self.upstream = upstream
         self.secret = secret
+        # The proxy asked for the usage chunk itself: the client did not, so it never sees it.
+        self.strip_usage = strip_usage
+        self.usage: dict[str, Any] | None = None
         self.rewrite = ModelRewriter(model)
         self.idle_timeout = idle_timeout
         self.started = False
@@ -99,10 +103,24 @@ class StreamRelay:
                 item.data = rewritten
                 if item.data.startswith(b'{"error"'):
                     self.error = "upstream error event"
+                elif b'"usage"' in item.data and self._take_usage(item.data):
+                    continue
             else:
                 raise _not_json()
             out.append(encode_event(item))
         return b"".join(out)
+
+    def _take_usage(self, data: bytes) -> bool:
+        """Note a usage chunk's counts; True when the chunk is to be left out for the client."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if not isinstance(usage, dict):
+            return False
+        self.usage = usage
+        return self.strip_usage and not event.get("choices")
 
     async def fail(self, send: Send, err: ProxyError) -> None:
         """End a started stream with an in-band error; never a fabricated [DONE]."""
@@ -115,8 +133,9 @@ def _not_json() -> BadGateway:
                       code="upstream_invalid_response")
 
 
-async def read_json(upstream: httpx.Response, guard: Guard, idle_timeout: float, model: bytes) -> bytes:
-    """The upstream's whole JSON answer with ``model`` rewritten; never echoes a bad body."""
+async def read_json(upstream: httpx.Response, guard: Guard, idle_timeout: float,
+                    model: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """The upstream's whole JSON answer with ``model`` rewritten, and its usage; never echoes a bad body."""
     chunks: list[bytes] = []
     size = 0
     iterator = upstream.aiter_bytes().__aiter__()
@@ -134,19 +153,22 @@ async def read_json(upstream: httpx.Response, guard: Guard, idle_timeout: float,
             raise BadGateway("The upstream response is too large to relay.", code="upstream_response_too_large")
         chunks.append(chunk)
     raw = b"".join(chunks)
-    rewritten = rewrite_model(raw, model) if _is_json_object(raw) else None
-    if rewritten is None:
+    parsed = _json_object(raw)
+    rewritten = rewrite_model(raw, model) if parsed is not None else None
+    if parsed is None or rewritten is None:
         # Never echo what came back: it may be an HTML error page from a middlebox.
         logger.warning("upstream sent a non-JSON body (%d bytes)", len(raw))
         raise BadGateway("The upstream sent a response that is not JSON.", code="upstream_invalid_response")
-    return rewritten
+    usage = parsed.get("usage")
+    return rewritten, usage if isinstance(usage, dict) else None
 
 
-def _is_json_object(raw: bytes) -> bool:
+def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        return isinstance(orjson.loads(raw), dict)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def timeout_error(phase: str, seconds: float) -> GatewayTimeout:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
@@ -19,9 +19,11 @@ from .config import Config, is_loopback
 from .demo import DemoTransport
 from .errors import ProxyError, handle_http_exception, handle_proxy_error, handle_unexpected
 from .lifecycle import Lifecycle, log_warnings
+from .metrics import Metrics
 from .routing import RouteTable
 from .serving import ChatService
 from .upstream import UpstreamClient
+from .usage import Completed, UsageWriter
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,13 @@ def create_app(
             for name, settings in config.upstreams.items()
         }
         lifecycle = Lifecycle()
+        writer = UsageWriter(config.usage.path) if config.usage.enabled else None
+        if writer is not None:
+            writer.start()
+        app.state.usage = writer
         app.state.chat = ChatService(app.state.routes, clients, forward_user_id=config.server.forward_user_id,
-                                     lifecycle=lifecycle)
+                                     lifecycle=lifecycle, metrics=app.state.metrics,
+                                     record=_recorder(app.state.metrics, writer))
         endpoint: ASGIApp = ChatEndpoint(app.state.chat, config.server.max_body_bytes)
         app.chat_asgi = ProxyKeyAuth(endpoint, keys) if keys else endpoint
         _log_start(config, app.state.routes)
@@ -77,6 +84,8 @@ def create_app(
             app.chat_asgi = None
             for client in clients.values():
                 await client.aclose()
+            if writer is not None:
+                await writer.close()
 
     app = ProxyApp(
         title="persona-proxy",
@@ -90,12 +99,23 @@ def create_app(
     )
     app.state.config = config
     app.state.routes = RouteTable.from_config(config)
+    app.state.metrics = Metrics()
+    app.state.admin_keys = ProxyKeys(config.admin_keys)
     app.add_exception_handler(ProxyError, handle_proxy_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(Exception, handle_unexpected)
     if keys:
         app.add_middleware(ProxyKeyAuth, keys=keys)
     return app
+
+
+def _recorder(metrics: Metrics, writer: UsageWriter | None) -> Callable[[Completed], None]:
+    def record(done: Completed) -> None:
+        metrics.observe(done)
+        if writer is not None:
+            writer.submit(done)
+
+    return record
 
 
 async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -22,11 +22,13 @@ from starlette.types import Receive, Send
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
+from .metrics import Metrics
 from .observability import REQUEST_ID
 from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
+from .usage import Completed
 
 logger = logging.getLogger(__name__)
 TARGET_HEADER = "x-persona-target"
@@ -36,17 +38,21 @@ class ChatService:
     """Serves ``/v1/chat/completions`` for every route in a table."""
 
     def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
-                 *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None) -> None:
+                 *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None,
+                 record: Callable[[Completed], None] | None = None, metrics: Metrics | None = None) -> None:
         self.routes = routes
         self.clients = clients
         self.forward_user_id = forward_user_id
         self.lifecycle = lifecycle or Lifecycle()
         self.failovers: Counter[str] = Counter()
+        self.record = record
+        self.metrics = metrics
 
-    async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send) -> None:
+    async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send,
+                    key_id: str | None = None) -> None:
         """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
-        exchange = _Exchange(route)
+        exchange = _Exchange(route, key_id, self.metrics)
         try:
             async with Guard(receive) as guard:
                 upstream = await self._open(route, body, headers, guard, exchange)
@@ -55,9 +61,9 @@ class ChatService:
                 finally:
                     await upstream.aclose()
         except ClientGone:
-            exchange.error = "client disconnected"
+            exchange.error, exchange.error_code = "client disconnected", "client_disconnected"
         except ProxyError as err:
-            exchange.status, exchange.error = err.status, err.message
+            exchange.status, exchange.error, exchange.error_code = err.status, err.message, err.code
             raise
         except asyncio.CancelledError:
             # The server is shutting down and its grace period is over.
@@ -65,12 +71,15 @@ class ChatService:
             raise
         except PhaseTimeout as timeout:
             late = timeout_error(timeout.phase, timeout.seconds)
+            exchange.error_code = late.code
             if exchange.stream is None or not exchange.stream.started:
                 exchange.status, exchange.error = late.status, late.message
                 raise late from None
             await exchange.stream.fail(send, late)
         finally:
             exchange.log()
+            if self.record is not None and exchange.plan is not None:
+                self.record(exchange.completed())
 
 
     async def _open(self, route: Route, body: dict[str, Any], headers: Headers, guard: Guard,
@@ -80,7 +89,9 @@ class ChatService:
         for position, target in enumerate(targets):
             plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id)
             client = self.clients[plan.upstream]
-            exchange.plan, exchange.client = plan, client
+            exchange.plan, exchange.client, exchange.failover = plan, client, position > 0
+            if body.get("stream") and client.settings.stream_usage:
+                exchange.strip_usage = ask_for_usage(plan.body)
             guard.expect("first_byte", client.settings.first_byte_timeout)
             try:
                 return await client.post("chat/completions", orjson.dumps(plan.body),
@@ -97,13 +108,28 @@ class ChatService:
         raise AssertionError("a route has at least one target")
 
 
-class _Exchange:
-    """One request's relay state, kept for the access log."""
+def ask_for_usage(body: dict[str, Any]) -> bool:
+    """Make a stream report usage; True when the client did not ask (so it must not see it)."""
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return False
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return True
 
-    def __init__(self, route: Route) -> None:
+
+class _Exchange:
+    """One request's relay state, kept for the access log, metrics and usage records."""
+
+    def __init__(self, route: Route, key_id: str | None, metrics: Metrics | None) -> None:
         self.route = route
+        self.key_id = key_id
+        self.metrics = metrics
         self.client: UpstreamClient | None = None
         self.plan: Plan | None = None
+        self.failover = False
+        self.strip_usage = False
+        self.usage: dict[str, Any] | None = None
+        self.error_code: str | None = None
         self.started = time.monotonic()
         self.status = 0
         self.stream: StreamRelay | None = None
@@ -119,10 +145,17 @@ class _Exchange:
         # Like Open WebUI, trust the content type, not what was asked for.
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
             self.stream = StreamRelay(upstream, model=self.route.name_json, idle_timeout=idle,
-                                      secret=self.client.secret)
-            await self.stream.run(send, guard, headers)
+                                      secret=self.client.secret, strip_usage=self.strip_usage)
+            gauge = self.metrics.streams.labels(self.route.name) if self.metrics else None
+            if gauge is not None:
+                gauge.inc()
+            try:
+                await self.stream.run(send, guard, headers)
+            finally:
+                if gauge is not None:
+                    gauge.dec()
             return
-        body = await read_json(upstream, guard, idle, self.route.name_json)
+        body, self.usage = await read_json(upstream, guard, idle, self.route.name_json)
         self.responded = True
         await send({"type": "http.response.start", "status": upstream.status_code,
                     "headers": [*raw_headers(headers), (b"content-type", b"application/json"),
@@ -145,6 +178,23 @@ class _Exchange:
         except OSError:
             pass  # the client is gone too
 
+    def completed(self) -> Completed:
+        assert self.plan is not None
+        stream = self.stream
+        usage = (stream.usage if stream is not None else self.usage) or {}
+        first = stream.first_byte_at if stream is not None else None
+        target = self.plan.target
+        return Completed(
+            time=time.time(), route=self.route.name, upstream=self.plan.upstream,
+            model=str(self.plan.body.get("model") or target.model), kind="task" if self.plan.task else "chat",
+            stream=stream is not None, status=self.status,
+            error_code=self.error_code or ("stream_error" if stream is not None and stream.error else None),
+            key_id=self.key_id, user_id=self.plan.caller.user_id,
+            prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens")),
+            ttfb_ms=(first - self.started) * 1000 if first else None,
+            duration_ms=(time.monotonic() - self.started) * 1000, failover=self.failover,
+        )
+
     def log(self) -> None:
         if not logger.isEnabledFor(logging.INFO):
             return
@@ -164,3 +214,7 @@ class _Exchange:
         logger.info("%s route=%s target=%s status=%d %s duration_ms=%.1f%s%s",
                     "task" if plan.task else "chat", self.route.name, plan.target.label, self.status, detail,
                     duration, who, f" error={error!r}" if error else "")
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -31,6 +31,10 @@ class ServerSettings(BaseSettings):
         default="PERSONA_PROXY_API_KEYS",
         description="Environment variable holding the comma-separated client keys.",
     )
+    admin_keys_env: str = Field(
+        default="PERSONA_PROXY_ADMIN_KEYS",
+        description="Environment variable holding admin keys; /metrics is served only when it is set.",
+    )
     allow_unauthenticated: bool = Field(
         default=False,
         description="Serve without client keys on a non-loopback address (not recommended).",
@@ -94,6 +98,11 @@ class UpstreamSettings(BaseModel):
     max_connections: int = Field(default=1024, ge=1, description="Connection pool size.")
     pool_timeout: float = Field(
         default=1.0, gt=0, description="Seconds to wait for a free connection before answering 503."
+    )
+    stream_usage: bool = Field(
+        default=True,
+        description="Ask for stream_options.include_usage on streams (for usage records); "
+        "turn off for servers that reject it.",
     )
 
     @model_validator(mode="after")
@@ -168,6 +177,27 @@ class RouteSettings(TargetFields):
         return self
 
 
+class UsageSettings(BaseModel):
+    """``[usage]``: where completed requests are recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Record every completed request.")
+    path: Path = Field(
+        default=Path("persona-proxy-usage.sqlite3"),
+        description="SQLite file, relative to the config file (no config file: the user's data directory).",
+    )
+
+
+class PriceSettings(BaseModel):
+    """``[prices."MODEL"]``: USD per million tokens, for usage reports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0, description="USD per 1M prompt tokens.")
+    output: float = Field(ge=0, description="USD per 1M completion tokens.")
+
+
 class Upstream(BaseModel):
     """An upstream with its secret resolved from the environment."""
 
@@ -188,8 +218,11 @@ class Config(BaseModel):
     server: ServerSettings = Field(default_factory=ServerSettings)
     upstreams: dict[Name, UpstreamSettings] = Field(default_factory=dict)
     routes: dict[Name, RouteSettings] = Field(default_factory=dict)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)
     client_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
+    admin_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
     upstream_keys: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")

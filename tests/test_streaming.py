@@ -77,7 +77,8 @@ def test_stream_headers_disable_buffering(proxy, fake):
 def test_usage_chunk_keeps_empty_choices_byte_for_byte(proxy, fake):
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "x"), usage_chunk(FT_MODEL), b"data: [DONE]\n\n"]))
     with proxy.http() as http:
-        text = http.post("/v1/chat/completions", json=BODY).text
+        text = http.post("/v1/chat/completions",
+                         json={**BODY, "stream_options": {"include_usage": True}}).text
     payloads = data_payloads(text)
     usage = json.loads(payloads[1])
     assert usage["choices"] == []
@@ -178,3 +179,12 @@ class _ExplodingChunks(list):
         yield from super().__iter__()
         yield Pause(0.05)
         raise httpx.RemoteProtocolError("fake upstream drops the connection")
+
+
+def test_usage_the_client_did_not_ask_for_is_requested_and_kept_from_it(proxy, fake):
+    fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "x"), usage_chunk(FT_MODEL), b"data: [DONE]\n\n"]))
+    with proxy.http() as http:
+        text = http.post("/v1/chat/completions", json={**BODY, "stream_options": {"other": 1}}).text
+    assert fake.chat_requests[0].json["stream_options"] == {"other": 1, "include_usage": True}
+    assert "usage" not in text and data_payloads(text)[-1] == "[DONE]"
+    assert len(data_payloads(text)) == 2
