@@ -30,6 +30,10 @@ class ProxyKeys:
     """The accepted client keys, compared in constant time."""
 
     def __init__(self, keys: Iterable[SecretStr]) -> None:
+        self.replace(keys)
+
+    def replace(self, keys: Iterable[SecretStr]) -> None:
+        """Swap in a new key set (config reload); one assignment, so never half-updated."""
         # Comparing fixed-length digests keeps timing independent of key length.
         self._digests = tuple(_digest(k.get_secret_value()) for k in keys)
 
@@ -65,7 +69,8 @@ class ProxyKeyAuth:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        # No keys at all is allowed only on a loopback address (checked when the config loads).
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not self.keys:
             return await self.app(scope, receive, send)
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         token = bearer_token(header)

@@ -14,6 +14,7 @@ from .cli_common import config_path as resolve_config_path
 from .cli_data import dataset, route
 from .cli_finetune import finetune
 from .cli_routes import routes_command
+from .cli_usage import usage_command
 from .config import ConfigError, ServerSettings, load_config
 from .observability import setup_logging
 
@@ -110,3 +111,4 @@ cli.add_command(dataset)
 cli.add_command(route)
 cli.add_command(finetune)
 cli.add_command(routes_command)
+cli.add_command(usage_command)

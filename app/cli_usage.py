@@ -1,0 +1,78 @@
+"""``persona-proxy usage``: who used which persona, how many tokens, and what it cost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from typing import Any
+
+import click
+
+from .cli_common import UserError, load
+from .settings import PriceSettings
+from .usage import since_epoch
+
+GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "date(time, 'unixepoch')",
+          "model": "model"}
+
+
+def summarize(db: sqlite3.Connection, since: float, by: str,
+              prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
+    """Totals per group since ``since``; cost from ``prices`` (None when a model has no price)."""
+    rows = db.execute(
+        f"SELECT {GROUPS[by]}, model, count(*), sum(status >= 400 OR error_code IS NOT NULL), "
+        "sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
+        "FROM usage WHERE time >= ? GROUP BY 1, 2 ORDER BY 1", (since,)).fetchall()
+    totals: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": []})
+    for group, model, requests, errors, prompt, completion in rows:
+        entry = totals[str(group) if group is not None else "(none)"]
+        entry["requests"] += requests
+        entry["errors"] += errors
+        entry["prompt_tokens"] += prompt
+        entry["completion_tokens"] += completion
+        price = prices.get(model)
+        if price is None:
+            if prompt or completion:
+                entry["unpriced"].append(model)
+        else:
+            entry["cost_usd"] += prompt * price.input / 1e6 + completion * price.output / 1e6
+    return [{by: group, **values, "cost_usd": round(values["cost_usd"], 6)} for group, values in totals.items()]
+
+
+@click.command("usage")
+@click.option("--since", default="7d", show_default=True, help="7d, 12h, 30m or a date (2026-11-01).")
+@click.option("--by", type=click.Choice(sorted(GROUPS)), default="route", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
+@click.option("--config", "config_file", metavar="PATH",
+              help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")
+def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -> None:
+    """Requests, tokens and estimated cost from the usage records."""
+    config = load(config_file)
+    try:
+        start = since_epoch(since)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    path = config.usage.path
+    if not path.exists():
+        raise UserError(f"no usage records at {path} yet (usage.path in the config)")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = summarize(db, start, by, config.prices)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    header = (by, "requests", "errors", "prompt tok", "completion tok", "cost USD")
+    table = [header] + [(r[by], str(r["requests"]), str(r["errors"]), f"{r['prompt_tokens']:,}",
+                         f"{r['completion_tokens']:,}",
+                         f"{r['cost_usd']:.4f}" + (" *" if r["unpriced"] else "")) for r in rows]
+    if len(table) > 1:
+        total = [sum(int(r[i].replace(",", "")) for r in table[1:]) for i in (1, 2, 3, 4)]
+        table.append(("total", str(total[0]), str(total[1]), f"{total[2]:,}", f"{total[3]:,}",
+                      f"{sum(r['cost_usd'] for r in rows):.4f}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                                 strict=True))))
+    if any(r["unpriced"] for r in rows):
+        click.echo("* some models have no [prices.MODEL] entry; their tokens are not in the cost")

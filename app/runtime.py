@@ -1,0 +1,152 @@
+"""What the running proxy serves: routes, upstream clients and the chat service, reloadable.
+
+On SIGHUP the config file is read again. A bad file is rejected with one
+log line and the previous config keeps serving. A good one is swapped in
+atomically for new requests; requests in flight finish on the clients they
+started with, which are closed once they are idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from .api import ChatEndpoint
+from .auth import ProxyKeyAuth, ProxyKeys
+from .config import Config, ConfigError, load_config
+from .demo import DemoTransport
+from .lifecycle import Lifecycle, log_warnings
+from .metrics import Metrics
+from .routing import RouteTable
+from .serving import ChatService
+from .upstream import UpstreamClient
+from .usage import Completed, UsageWriter
+
+logger = logging.getLogger(__name__)
+
+DRAIN_LIMIT_SECONDS = 3600.0
+
+
+class Runtime:
+    def __init__(self, app: FastAPI, config: Config, routes: RouteTable,
+                 transports: Mapping[str, httpx.AsyncBaseTransport], metrics: Metrics,
+                 client_keys: ProxyKeys, admin_keys: ProxyKeys) -> None:
+        self.app = app
+        self.config = config
+        self.routes = routes
+        self.transports = transports
+        self.metrics = metrics
+        self.client_keys = client_keys
+        self.admin_keys = admin_keys
+        self.lifecycle = Lifecycle()
+        self.clients: dict[str, UpstreamClient] = {}
+        self.writer: UsageWriter | None = None
+        self.chat: ChatService | None = None
+        self.chat_asgi: ASGIApp | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        if self.config.usage.enabled:
+            self.writer = UsageWriter(self.config.usage.path)
+            self.writer.start()
+        self._install(self.config, self.routes, self._new_clients(self.config))
+        # Not possible off the main thread (tests) or without SIGHUP (Windows).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self.chat_asgi = None
+        for task in self._background:
+            task.cancel()
+        for client in self.clients.values():
+            await client.aclose()
+        if self.writer is not None:
+            await self.writer.close()
+
+    def _on_sighup(self) -> None:
+        task = asyncio.ensure_future(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reload(self) -> bool:
+        """Read the config file again; keep serving the old config if the new one is bad."""
+        source = self.config.source
+        if source is None:
+            logger.warning("config reload: no config file was given, nothing to reload")
+            return False
+        try:
+            config = await asyncio.to_thread(load_config, source)
+            routes = await asyncio.to_thread(RouteTable.from_config, config)
+        except ConfigError as exc:
+            logger.error("config reload rejected, still serving the previous config: %s", exc)
+            return False
+        if config.server != self.config.server:
+            logger.warning("config reload: [server] changes take effect at the next restart")
+        old = self.clients
+        self._install(config, routes, self._new_clients(config))
+        task = asyncio.ensure_future(self._close_when_idle(old))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        logger.info("config reloaded from %s: %d route(s)", source, len(routes))
+        return True
+
+    def _new_clients(self, config: Config) -> dict[str, UpstreamClient]:
+        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or _transport(settings.kind))
+                for name, settings in config.upstreams.items()}
+
+    def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
+        self.config, self.routes, self.clients = config, routes, clients
+        self.chat = ChatService(routes, clients, forward_user_id=config.server.forward_user_id,
+                                lifecycle=self.lifecycle, metrics=self.metrics, record=self._record)
+        self.client_keys.replace(config.client_keys)
+        self.admin_keys.replace(config.admin_keys)
+        # The one assignment new requests see: they get the new routes, clients and keys together.
+        self.chat_asgi = ProxyKeyAuth(ChatEndpoint(self.chat, config.server.max_body_bytes), self.client_keys)
+        self.app.state.config, self.app.state.routes, self.app.state.chat = config, routes, self.chat
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if config.server.check_models:
+            self._watcher = asyncio.ensure_future(watch_models(self.lifecycle, routes, clients))
+
+    def _record(self, done: Completed) -> None:
+        self.metrics.observe(done)
+        if self.writer is not None:
+            self.writer.submit(done)
+
+    async def _close_when_idle(self, clients: dict[str, UpstreamClient]) -> None:
+        deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
+        while any(c.in_flight for c in clients.values()) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+        for client in clients.values():
+            await client.aclose()
+
+
+async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],
+                       interval: float = 86_400.0) -> None:
+    """Learn shutdown dates from the upstreams at start and daily, and warn about retirements."""
+    used = {target.upstream for route in routes for target in route.targets}
+    while True:
+        for name in sorted(used):
+            models = await clients[name].get_json("models")
+            if models is not None:
+                lifecycle.learn(name, models)
+        log_warnings(lifecycle, routes)
+        await asyncio.sleep(interval)
+
+
+def _transport(kind: str) -> httpx.AsyncBaseTransport | None:
+    return DemoTransport() if kind == "demo" else None
+
