@@ -90,7 +90,9 @@ class UpstreamStatusError(ProxyError):
     """An upstream error response, relayed with its own status and fields."""
 
     def __init__(self, status: int, error: dict[str, object], headers: Mapping[str, str]) -> None:
-        super().__init__(str(error.get("message") or f"upstream returned HTTP {status}"), headers=headers)
+        code = error.get("code")
+        super().__init__(str(error.get("message") or f"upstream returned HTTP {status}"), headers=headers,
+                         code=code if isinstance(code, str) else None)
         self.status = status
         self.error = error
 
