@@ -8,6 +8,7 @@ and ``/metrics`` sums them, whichever worker answers the scrape.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -33,21 +34,34 @@ class Metrics:
                              registry=r, multiprocess_mode="livesum")
         self.failovers = Counter("persona_proxy_failovers", "Requests served by a later target.", ["route"],
                                  registry=r)
+        self._request_children: dict[tuple[str, str, bool, int], Any] = {}
+        self._route_children: dict[str, tuple[Any, Any]] = {}
 
     def observe(self, done: Completed) -> None:
         route = done.route
-        self.requests.labels(route, done.kind, "yes" if done.stream else "no", str(done.status)).inc()
+        key = (route, done.kind, done.stream, done.status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            # labels() locks and hashes every time; a request's children are looked up once.
+            counter = self._request_children[key] = self.requests.labels(
+                route, done.kind, "yes" if done.stream else "no", str(done.status))
+        counter.inc()
         if done.error_code:
             self.errors.labels(route, done.error_code).inc()
-        self.duration.labels(route).observe(done.duration_ms / 1000)
+        duration, ttfb = self._route_children.get(route) or self._route_child(route)
+        duration.observe(done.duration_ms / 1000)
         if done.ttfb_ms is not None:
-            self.ttfb.labels(route).observe(done.ttfb_ms / 1000)
+            ttfb.observe(done.ttfb_ms / 1000)
         if done.prompt_tokens:
             self.tokens.labels(route, "prompt").inc(done.prompt_tokens)
         if done.completion_tokens:
             self.tokens.labels(route, "completion").inc(done.completion_tokens)
         if done.failover:
             self.failovers.labels(route).inc()
+
+    def _route_child(self, route: str) -> tuple[Any, Any]:
+        children = self._route_children[route] = (self.duration.labels(route), self.ttfb.labels(route))
+        return children
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

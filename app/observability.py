@@ -9,6 +9,7 @@ around. It is also sent upstream and returned to the client as
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import secrets
@@ -19,13 +20,19 @@ REQUEST_ID_HEADER = "x-request-id"
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
+# A random per-process prefix and a counter: unique across workers and
+# restarts, without a system call per request.
+_PREFIX = "req_" + secrets.token_hex(6)
+_COUNTER = itertools.count(1)
+
+
 def new_request_id(offered: bytes | None = None) -> str:
     """The client's own id when it is short and plain, else a fresh one."""
     if offered:
         text = offered.decode("latin-1")
         if 0 < len(text) <= 64 and set(text) <= _ALLOWED:
             return text
-    return "req_" + secrets.token_hex(12)
+    return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
 class RequestIdFilter(logging.Filter):

@@ -14,7 +14,8 @@ import datetime as dt
 import logging
 import sqlite3
 import time
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Completed:
 
 
 COLUMNS = [f.name for f in fields(Completed)]
+# dataclasses.astuple deep-copies every field: far too slow for thousands of rows a second.
+_ROW = attrgetter(*COLUMNS)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
     time REAL NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
@@ -62,6 +65,10 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short busy timeout: a locked database costs a dropped batch, never a stall.
     db = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
+    # WAL lets `persona-proxy usage` read while the proxy writes, and several
+    # workers append without blocking each other for long.
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
     return db
 
@@ -114,7 +121,7 @@ class UsageWriter:
             if self._db is None:
                 self._db = connect(self.path)
             with self._db:
-                self._db.executemany(INSERT, [astuple(r) for r in batch])
+                self._db.executemany(INSERT, [_ROW(r) for r in batch])
             self.written += len(batch)
         except (sqlite3.Error, OSError) as exc:
             self.dropped += len(batch)
