@@ -11,6 +11,13 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class ServerThread:
     """Run an ASGI app with uvicorn on 127.0.0.1:<free port> until closed."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import httpx
 from click.testing import CliRunner
 
 from app.cli import cli
+
+from .servers import free_port
 
 
 def test_help_on_every_command():
@@ -40,14 +41,8 @@ def test_exposed_bind_without_keys_refuses_to_start():
     assert "allow_unauthenticated" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_with_the_default_config_runs_the_offline_demo(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PERSONA_PROXY_API_KEYS")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port)],

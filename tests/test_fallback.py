@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import pytest
 
 from .conftest import MAID_PROMPT
 from .fake_openai import FakeOpenAI, Reply, chunk, error_reply
+from .servers import free_port
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
@@ -74,9 +74,7 @@ def test_fails_over_when_the_target_cannot_answer(make_proxy, fake, backup, fail
 
 
 def test_fails_over_when_the_primary_is_unreachable(make_proxy, fake, backup):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proxy = make_proxy(routes("gone"), extra_upstreams=backup_upstream(backup)
                        + f'[upstreams.gone]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
     resp = post(proxy)

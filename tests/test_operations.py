@@ -21,7 +21,7 @@ from app.cli import cli
 from app.usage import since_epoch
 
 from .fake_openai import Gate, Reply, chunk, default_stream, error_reply
-from .test_shutdown import free_port
+from .servers import free_port
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}

@@ -15,14 +15,9 @@ from pathlib import Path
 import httpx
 
 from .fake_openai import Gate, Reply, chunk
+from .servers import free_port
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_proxy(tmp_path: Path, upstream_url: str, port: int) -> subprocess.Popen[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import openai
 import pytest
 
 from .fake_openai import Reply, error_reply
+from .servers import free_port
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -102,9 +102,7 @@ def test_redirect_is_a_502(proxy, fake):
 
 
 def test_unreachable_upstream_is_502_without_host(make_proxy):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proxy = make_proxy(
         '[routes.gone]\nupstream = "gone"\nmodel = "m"\n',
         extra_upstreams=f'[upstreams.gone]\nbase_url = "http://127.0.0.1:{port}/v1"\n',
