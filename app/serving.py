@@ -81,7 +81,6 @@ class ChatService:
             if self.record is not None and exchange.plan is not None:
                 self.record(exchange.completed())
 
-
     async def _open(self, route: Route, body: dict[str, Any], headers: Headers, guard: Guard,
                     exchange: _Exchange) -> httpx.Response:
         """The first target's open response that answers; later targets only after a target failure."""
