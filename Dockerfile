@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install . && rm -rf /src
+# [postgres]: usage records in PostgreSQL for several replicas ([usage] url_env).
+RUN pip install '.[postgres]' && rm -rf /src
 
 RUN useradd --system --uid 10001 --home /nonexistent --shell /usr/sbin/nologin persona
 USER persona

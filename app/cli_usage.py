@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from typing import Any
 
@@ -11,22 +10,27 @@ import click
 
 from .cli_common import UserError, load
 from .settings import PriceSettings
-from .usage import since_epoch
+from .usage import Store, since_epoch, store_for
 
-GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "date(time, 'unixepoch')",
-          "model": "model"}
+GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model"}
 
 
-def summarize(db: sqlite3.Connection, since: float, by: str,
-              prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
-    """Totals per group since ``since``; cost from ``prices`` (None when a model has no price)."""
-    rows = db.execute(
-        f"SELECT {GROUPS[by]}, model, count(*), sum(status >= 400 OR error_code IS NOT NULL), "
-        "sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
-        "FROM usage WHERE time >= ? GROUP BY 1, 2 ORDER BY 1", (since,)).fetchall()
+def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
+    """Totals per group since ``since``; cost from ``prices`` (models without a price are listed)."""
+    group = store.day if by == "day" else GROUPS[by]
+    db = store.connect(read_only=True)
+    try:
+        rows = db.execute(
+            f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT NULL "
+            "THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
+            f"FROM usage WHERE time >= {store.param} GROUP BY 1, 2 ORDER BY 1", (since,)).fetchall()
+    finally:
+        db.close()
     totals: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": []})
-    for group, model, requests, errors, prompt, completion in rows:
+    for group, model, *counts in rows:
+        # PostgreSQL sums to NUMERIC (Decimal); SQLite to int.
+        requests, errors, prompt, completion = (int(c or 0) for c in counts)
         entry = totals[str(group) if group is not None else "(none)"]
         entry["requests"] += requests
         entry["errors"] += errors
@@ -54,11 +58,14 @@ def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -
         start = since_epoch(since)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    path = config.usage.path
-    if not path.exists():
-        raise UserError(f"no usage records at {path} yet (usage.path in the config)")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = summarize(db, start, by, config.prices)
+    url = config.usage_url.get_secret_value() if config.usage_url else None
+    store = store_for(config.usage.path, url)
+    if not store.exists():
+        raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
+    try:
+        rows = summarize(store, start, by, config.prices)
+    except Exception as exc:  # the driver's message may hold the URL: name the kind only
+        raise UserError(f"cannot read usage records from {store.where()} ({type(exc).__name__})") from None
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

@@ -129,8 +129,10 @@ def _with_secrets(config: Config, environ: Mapping[str, str], where: str) -> Con
         for name, up in config.upstreams.items()
         if up.api_key_env and environ.get(up.api_key_env)
     }
+    usage_url = environ.get(config.usage.url_env) if config.usage.url_env else None
     config = config.model_copy(update={"client_keys": keys, "admin_keys": admin_keys,
-                                       "upstream_keys": upstream_keys})
+                                       "upstream_keys": upstream_keys,
+                                       "usage_url": SecretStr(usage_url) if usage_url else None})
     check_exposure(config, where)
     return config
 

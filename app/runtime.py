@@ -28,7 +28,7 @@ from .metrics import Metrics
 from .routing import RouteTable
 from .serving import ChatService
 from .upstream import UpstreamClient
-from .usage import Completed, UsageWriter
+from .usage import Completed, UsageWriter, store_for
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class Runtime:
 
     async def start(self) -> None:
         if self.config.usage.enabled:
-            self.writer = UsageWriter(self.config.usage.path)
+            url = self.config.usage_url.get_secret_value() if self.config.usage_url else None
+            self.writer = UsageWriter(store_for(self.config.usage.path, url))
             self.writer.start()
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).

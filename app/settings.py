@@ -187,6 +187,11 @@ class UsageSettings(BaseModel):
         default=Path("persona-proxy-usage.sqlite3"),
         description="SQLite file, relative to the config file (no config file: the user's data directory).",
     )
+    url_env: str | None = Field(
+        default=None,
+        description="Environment variable holding a postgresql:// URL; when it is set, usage goes to "
+        "PostgreSQL (shared by several replicas) instead of the SQLite file.",
+    )
 
 
 class PriceSettings(BaseModel):
@@ -223,6 +228,7 @@ class Config(BaseModel):
     source: Path | None = Field(default=None, exclude=True)
     client_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
     admin_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
+    usage_url: SecretStr | None = Field(default=None, exclude=True)
     upstream_keys: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ either, counts are an estimate, and say so.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.resources
@@ -57,7 +58,9 @@ def load_counter() -> TokenCounter:
         import tiktoken
     except ImportError:
         return _estimate("tiktoken is not installed")
-    _prime_cache_from_bpe_openai()
+    # A read-only cache directory is fine: tiktoken may still have the file, or we estimate.
+    with contextlib.suppress(OSError):
+        _prime_cache_from_bpe_openai()
     try:
         encoding = tiktoken.get_encoding("o200k_base")
     except Exception as exc:  # no cache and no network: say why, count anyway

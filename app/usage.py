@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -49,41 +50,119 @@ class Completed:
 COLUMNS = [f.name for f in fields(Completed)]
 # dataclasses.astuple deep-copies every field: far too slow for thousands of rows a second.
 _ROW = attrgetter(*COLUMNS)
-SCHEMA = """
+_TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
-    time REAL NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
-    kind TEXT NOT NULL, stream INTEGER NOT NULL, status INTEGER NOT NULL, error_code TEXT,
-    key_id TEXT, user_id TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
-    ttfb_ms REAL, duration_ms REAL NOT NULL, failover INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS usage_time ON usage (time);
-"""
-INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
+    kind TEXT NOT NULL, stream {flag} NOT NULL, status INTEGER NOT NULL, error_code TEXT,
+    key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT,
+    ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL
+)"""
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A short busy timeout: a locked database costs a dropped batch, never a stall.
-    db = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
-    # WAL lets `persona-proxy usage` read while the proxy writes, and several
-    # workers append without blocking each other for long.
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
-    return db
+class SqliteStore:
+    """Usage rows in one SQLite file (the default)."""
 
-
-class UsageWriter:
-    """Batches records into SQLite from a background task and a worker thread."""
+    day = "date(time, 'unixepoch')"
+    param = "?"
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def connect(self, read_only: bool = False) -> sqlite3.Connection:
+        if read_only:
+            return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A short busy timeout: a locked database costs a dropped batch, never a stall.
+        db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
+        # WAL lets `persona-proxy usage` read while the proxy writes, and several
+        # workers append without blocking each other for long.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(_TABLE.format(real="REAL", flag="INTEGER"))
+        db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
+        return db
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._db is None:
+            self._db = self.connect()
+        with self._db:
+            self._db.executemany(insert_sql(self.param), rows)
+
+    def reset(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def where(self) -> str:
+        return str(self.path)
+
+
+class PostgresStore:
+    """Usage rows in PostgreSQL, shared by several replicas."""
+
+    day = "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    param = "%s"
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._db: Any = None
+
+    def connect(self, read_only: bool = False) -> Any:
+        import psycopg
+
+        db = psycopg.connect(self._url, connect_timeout=5)
+        if not read_only:
+            # Not `with db:`: for psycopg that closes the connection at the end. The lock
+            # serialises replicas starting together: concurrent CREATE IF NOT EXISTS can collide.
+            db.execute("SELECT pg_advisory_xact_lock(7260413)")
+            db.execute(_TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
+            db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
+            db.commit()
+        return db
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._db is None:
+            self._db = self.connect()
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(insert_sql(self.param), rows)
+
+    def reset(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+
+    def exists(self) -> bool:
+        return True
+
+    def where(self) -> str:
+        return "the PostgreSQL database"
+
+
+Store = SqliteStore | PostgresStore
+
+
+def insert_sql(param: str) -> str:
+    return f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join([param] * len(COLUMNS))})"
+
+
+def store_for(path: Path, url: str | None) -> Store:
+    return PostgresStore(url) if url else SqliteStore(path)
+
+
+class UsageWriter:
+    """Batches records into a store from a background task and a worker thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.dropped = 0
         self.written = 0
         self._queue: asyncio.Queue[Completed] = asyncio.Queue(QUEUE_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._db: sqlite3.Connection | None = None
 
     def submit(self, record: Completed) -> None:
         try:
@@ -99,9 +178,7 @@ class UsageWriter:
         self._stopping.set()
         if self._task is not None:
             await self._task
-        if self._db is not None:
-            await asyncio.to_thread(self._db.close)
-            self._db = None
+        await asyncio.to_thread(self.store.reset)
 
     async def _run(self) -> None:
         # NOTE: never cancelled: a cancelled to_thread() leaves its thread writing
@@ -118,15 +195,13 @@ class UsageWriter:
 
     def _write(self, batch: list[Completed]) -> None:
         try:
-            if self._db is None:
-                self._db = connect(self.path)
-            with self._db:
-                self._db.executemany(INSERT, [_ROW(r) for r in batch])
+            self.store.write([_ROW(r) for r in batch])
             self.written += len(batch)
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # any driver or disk failure: drop, log, reconnect next time
             self.dropped += len(batch)
-            logger.warning("usage: %d record(s) dropped, %s (%s)", len(batch), type(exc).__name__, exc)
-            self._db = None
+            logger.warning("usage: %d record(s) dropped, %s", len(batch), type(exc).__name__)
+            with contextlib.suppress(Exception):
+                self.store.reset()
 
 
 def since_epoch(spec: str, now: float | None = None) -> float:

@@ -100,9 +100,9 @@ input = 0.30
 output = 1.20
 """, encoding="utf-8")
     db_path = tmp_path / "persona-proxy-usage.sqlite3"
-    from app.usage import INSERT, connect
+    from app.usage import SqliteStore
 
-    db = connect(db_path)
+    store = SqliteStore(db_path)
     now = time.time()
     rows = [
         (now - 60, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 1000, 500, None, 100.0, 0),
@@ -111,9 +111,8 @@ output = 1.20
          None, 5.0, 1),
         (now - 40 * 86400, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 999999, 0, None, 1.0, 0),
     ]
-    with db:
-        db.executemany(INSERT, rows)
-    db.close()
+    store.write(rows)
+    store.reset()
     runner = CliRunner()
     by_route = json.loads(runner.invoke(cli, ["usage", "--config", str(config), "--json"]).output)
     assert by_route == [
