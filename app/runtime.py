@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -63,6 +64,8 @@ class Runtime:
         # Not possible off the main thread (tests) or without SIGHUP (Windows).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if self.config.server.reload_on_change and self.config.source is not None:
+            self._spawn(self._watch_file(self.config.source))
 
     async def stop(self) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -78,9 +81,29 @@ class Runtime:
             await self.writer.close()
 
     def _on_sighup(self) -> None:
-        task = asyncio.ensure_future(self.reload())
+        self._spawn(self.reload())
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _watch_file(self, path: Path, every: float = 2.0) -> None:
+        """Reload when the file's modification time or size changes."""
+        def stamp() -> tuple[float, int] | None:
+            try:
+                stat = path.stat()
+            except OSError:
+                return None
+            return stat.st_mtime, stat.st_size
+
+        seen = stamp()
+        while True:
+            await asyncio.sleep(every)
+            current = stamp()
+            if current is not None and current != seen:
+                seen = current
+                await self.reload()
 
     async def reload(self) -> bool:
         """Read the config file again; keep serving the old config if the new one is bad."""
@@ -98,9 +121,7 @@ class Runtime:
             logger.warning("config reload: [server] changes take effect at the next restart")
         old = self.clients
         self._install(config, routes, self._new_clients(config))
-        task = asyncio.ensure_future(self._close_when_idle(old))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._close_when_idle(old))
         logger.info("config reloaded from %s: %d route(s)", source, len(routes))
         return True
 

@@ -59,6 +59,9 @@ class ServerSettings(BaseSettings):
         description="At start and daily, read each upstream's /models for shutdown dates and warn "
         "about targets retiring within 30 days.",
     )
+    reload_on_change: bool = Field(
+        default=False, description="Also reload the config when its file changes (checked every 2 s)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
 

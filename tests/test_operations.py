@@ -270,3 +270,29 @@ async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
             return ids
         await asyncio.sleep(0.05)
     return ids
+
+
+def test_reload_on_change_picks_up_an_edited_file(make_proxy, fake, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    proxy = make_proxy(server="reload_on_change = true")
+    # A reload reads the environment again, as a restart would.
+    monkeypatch.setenv("TEST_PROXY_KEYS", proxy.client_key)
+    monkeypatch.setenv("TEST_UPSTREAM_KEY", proxy.upstream_key)
+    config = tmp_path / "config.toml"
+    original = config.read_text(encoding="utf-8")
+    time.sleep(0.05)
+    config.write_text(original + '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n', encoding="utf-8")
+    with proxy.http() as http:
+        deadline = time.monotonic() + 8
+        ids: list[str] = []
+        while time.monotonic() < deadline and "maid-2" not in ids:
+            ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+            time.sleep(0.2)
+        assert ids == ["maid", "maid-2"]
+        config.write_text("[routes.broken\n", encoding="utf-8")
+        deadline = time.monotonic() + 8
+        while "config reload rejected" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "config reload rejected" in caplog.text
+        assert [m["id"] for m in http.get("/v1/models").json()["data"]] == ["maid", "maid-2"]
+        assert http.post("/v1/chat/completions", json={**CHAT, "model": "maid-2"}).status_code == 200
