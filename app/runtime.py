@@ -54,6 +54,8 @@ class Runtime:
         self.chat_asgi: ASGIApp | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Client sets replaced by a reload, closed once idle (or at stop at the latest).
+        self._retired: list[dict[str, UpstreamClient]] = []
 
     async def start(self) -> None:
         if self.config.usage.enabled:
@@ -75,8 +77,9 @@ class Runtime:
         self.chat_asgi = None
         for task in self._background:
             task.cancel()
-        for client in self.clients.values():
-            await client.aclose()
+        for clients in [*self._retired, self.clients]:
+            for client in clients.values():
+                await client.aclose()
         if self.writer is not None:
             await self.writer.close()
 
@@ -117,16 +120,21 @@ class Runtime:
         except ConfigError as exc:
             logger.error("config reload rejected, still serving the previous config: %s", exc)
             return False
+        except Exception as exc:  # e.g. an unreadable few-shot file: the old config stays
+            logger.error("config reload rejected, still serving the previous config: %s", type(exc).__name__)
+            return False
         if config.server != self.config.server:
             logger.warning("config reload: [server] changes take effect at the next restart")
         old = self.clients
         self._install(config, routes, self._new_clients(config))
+        self._retired.append(old)
         self._spawn(self._close_when_idle(old))
         logger.info("config reloaded from %s: %d route(s)", source, len(routes))
         return True
 
     def _new_clients(self, config: Config) -> dict[str, UpstreamClient]:
-        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or _transport(settings.kind))
+        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or _transport(settings.kind),
+                                     owns_transport=name not in self.transports)
                 for name, settings in config.upstreams.items()}
 
     def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
@@ -154,6 +162,7 @@ class Runtime:
             await asyncio.sleep(0.5)
         for client in clients.values():
             await client.aclose()
+        self._retired.remove(clients)
 
 
 async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],

@@ -38,7 +38,8 @@ REDACTED = b"[redacted]"
 class UpstreamClient:
     """One upstream's connection pool and the rules for using it."""
 
-    def __init__(self, upstream: Upstream, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, upstream: Upstream, transport: httpx.AsyncBaseTransport | None = None,
+                 *, owns_transport: bool = True) -> None:
         self.name = upstream.name
         self.settings = s = upstream.settings
         self._key_missing = upstream.key_missing
@@ -46,6 +47,8 @@ class UpstreamClient:
         # httpx's request and response types, sent straight through a transport:
         # the AsyncClient layers (cookies, redirects, URL merging) are not needed.
         self._transport = transport or AiohttpTransport(s.max_connections)
+        # A transport handed in by the caller (tests, embedding) is the caller's to close.
+        self._owns_transport = owns_transport or transport is None
         self._urls: dict[str, httpx.URL] = {}
         self._timeouts = {
             "connect": s.connect_timeout,
@@ -59,7 +62,8 @@ class UpstreamClient:
         self.secret = upstream.api_key.get_secret_value().encode() if upstream.api_key else None
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
 
     @property
     def in_flight(self) -> int:
