@@ -10,7 +10,7 @@ import click
 import httpx
 
 from . import fewshot
-from .cli_common import load
+from .cli_common import format_table, load
 from .config import Config
 from .lifecycle import WARN_WITHIN_DAYS, shutdown_dates
 from .routing import RouteTable
@@ -89,6 +89,5 @@ def routes_command(config_file: str | None, as_json: bool) -> None:
         reach = _yes(row["reachable"]) + (f" ({row['note']})" if row["note"] else "")
         table.append((row["route"], str(row["target"]), f"{row['upstream']}/{row['model']}", reach,
                       _yes(row["model_exists"]), shutdown, shots))
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    for line in format_table(table):
+        click.echo(line)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .cli_common import UserError, load
+from .cli_common import UserError, format_table, load
 from .settings import PriceSettings
 from .usage import Store, since_epoch, store_for
 
@@ -73,13 +73,12 @@ def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -
     table = [header] + [(r[by], str(r["requests"]), str(r["errors"]), f"{r['prompt_tokens']:,}",
                          f"{r['completion_tokens']:,}",
                          f"{r['cost_usd']:.4f}" + (" *" if r["unpriced"] else "")) for r in rows]
-    if len(table) > 1:
-        total = [sum(int(r[i].replace(",", "")) for r in table[1:]) for i in (1, 2, 3, 4)]
-        table.append(("total", str(total[0]), str(total[1]), f"{total[2]:,}", f"{total[3]:,}",
-                      f"{sum(r['cost_usd'] for r in rows):.4f}"))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                                 strict=True))))
+    if rows:
+        total = {key: sum(r[key] for r in rows) for key in ("requests", "errors", "prompt_tokens",
+                                                             "completion_tokens", "cost_usd")}
+        table.append(("total", str(total["requests"]), str(total["errors"]), f"{total['prompt_tokens']:,}",
+                      f"{total['completion_tokens']:,}", f"{total['cost_usd']:.4f}"))
+    for line in format_table(table, numbers=True):
+        click.echo(line)
     if any(r["unpriced"] for r in rows):
         click.echo("* some models have no [prices.MODEL] entry; their tokens are not in the cost")
