@@ -30,6 +30,11 @@ EXAMPLE_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+def comparable(text: str) -> str:
+    """Text with case, spacing and punctuation removed, for spotting near duplicates."""
+    return _NOT_WORD.sub("", text.lower())
+
+
 @dataclass
 class Finding:
     kind: str
@@ -148,7 +153,7 @@ class _Scan:
         if first != number:
             self.report.warn("duplicate", number, f"exact duplicate of line {first}")
             return
-        near_text = "\x00".join(f"{m['role']}:{_NOT_WORD.sub('', str(m.get('content') or '').lower())}"
+        near_text = "\x00".join(f"{m['role']}:{comparable(str(m.get('content') or ''))}"
                                 for m in messages if m["role"] != "system")
         near = hashlib.sha1(near_text.encode()).digest()
         first = self.near.setdefault(near, number)

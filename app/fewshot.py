@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .dataset import comparable
 from .tokens import TokenCounter
 
 MAX_CANDIDATES = 20_000
-_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def exchanges(path: Path) -> Iterator[tuple[str, str]]:
@@ -52,7 +51,7 @@ def select(path: Path, count: int, max_tokens: int, counter: TokenCounter) -> li
     """Up to ``count`` distinct exchanges within ``max_tokens``, as chat messages."""
     candidates: dict[str, tuple[str, str]] = {}
     for user, reply in exchanges(path):
-        key = _NOT_WORD.sub("", (user + "\x00" + reply).lower())
+        key = comparable(user) + "\x00" + comparable(reply)
         candidates.setdefault(hashlib.sha1(key.encode()).hexdigest(), (user, reply))
         if len(candidates) >= MAX_CANDIDATES:
             break
