@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .routing import Route, Target
@@ -102,8 +102,3 @@ def log_warnings(lifecycle: Lifecycle, routes: Iterable[Route]) -> None:
     for line in lifecycle.warnings(routes):
         logger.warning("%s", line)
 
-
-def learn_all(lifecycle: Lifecycle, answers: Mapping[str, Any]) -> None:
-    for upstream, models_list in answers.items():
-        if models_list is not None:
-            lifecycle.learn(upstream, models_list)
