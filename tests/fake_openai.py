@@ -108,6 +108,21 @@ def error_reply(status: int, message: str, type_: str = "invalid_request_error",
     return Reply(status=status, body=json.dumps(body).encode(), headers=headers or {})
 
 
+class _PlayedResponse(StreamingResponse):
+    """A stream whose generator is always closed when the response ends.
+
+    Starlette leaves a generator that was suspended at ``yield`` when the
+    client hung up to the garbage collector, so its ``finally`` (which
+    records the hang-up) would run at some unknown later time.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
 class FakeOpenAI:
     """The scripted fake; use as a context manager or through the fixture."""
 
@@ -153,8 +168,8 @@ class FakeOpenAI:
             return Response(status_code=499)
         headers = dict(reply.headers)
         if reply.chunks is not None:
-            return StreamingResponse(self._play(request, reply.chunks), reply.status, headers,
-                                     media_type=reply.content_type or "text/event-stream")
+            return _PlayedResponse(self._play(request, reply.chunks), reply.status, headers,
+                                   media_type=reply.content_type or "text/event-stream")
         return Response(reply.body or b"", reply.status, headers,
                         media_type=reply.content_type or "application/json")
 

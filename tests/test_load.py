@@ -19,7 +19,10 @@ EVENTS = 15
 def script() -> Reply:
     items: list = [chunk(FT_MODEL, "", role="assistant")]
     for i in range(EVENTS):
-        items += [Pause(0.02), chunk(FT_MODEL, f"{i},")]
+        # Clients leave after at most 4 parts: the long pause after the fifth
+        # keeps every upstream stream open until its client has had time to
+        # hang up, however slowly 200 streams in one process are read.
+        items += [Pause(1.5 if i == 5 else 0.02), chunk(FT_MODEL, f"{i},")]
     return Reply(chunks=[*items, chunk(FT_MODEL, finish="stop"), b"data: [DONE]\n\n"])
 
 
