@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from app.config import load_config
-from app.server import create_app
+from app.proxy.server import create_app
 
 from .fake_openai import FakeOpenAI
 from .servers import ServerThread

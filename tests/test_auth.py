@@ -6,7 +6,7 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from app.auth import ProxyKeys, bearer_token
+from app.proxy.auth import ProxyKeys, bearer_token
 
 PROTECTED = [
     ("GET", "/v1/models"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 
 from .servers import free_port
 
@@ -73,7 +73,7 @@ def test_serve_with_the_default_config_runs_the_offline_demo(tmp_path: Path):
 
 
 def test_uvicorn_options_trust_forwarded_headers_only_when_configured():
-    from app.cli import uvicorn_options
+    from app.cli.serve import uvicorn_options
     from app.config import ServerSettings
 
     default = uvicorn_options(ServerSettings())

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.dataset import check_dataset, example_problems
-from app.dataset_report import default_epochs, summary
-from app.tokens import _estimate, load_counter
+from app.cli.main import cli
+from app.tuning.dataset import check_dataset, example_problems
+from app.tuning.report import default_epochs, summary
+from app.tuning.tokens import _estimate, load_counter
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "maid_finetune_output.jsonl"

@@ -7,8 +7,8 @@ import openai
 import pytest
 
 from app.config import load_config
-from app.demo import demo_reply
-from app.server import create_app
+from app.proxy.demo import demo_reply
+from app.proxy.server import create_app
 
 from .servers import ServerThread
 

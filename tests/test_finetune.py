@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.finetune import FineTuningAPI
+from app.cli.main import cli
+from app.tuning.finetune import FineTuningAPI
 
 from .fake_finetune import FakeFineTuning
 
@@ -126,7 +126,7 @@ def test_ctrl_c_detaches_and_says_how_to_resume(config, api_server, monkeypatch)
     def interrupt(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("app.finetune.time.sleep", interrupt)
+    monkeypatch.setattr("app.tuning.finetune.time.sleep", interrupt)
     result = run(config, "finetune", "follow", job_id)
     assert result.exit_code == 0, result.output
     assert "Detached from" in result.output and f"persona-proxy finetune follow {job_id}" in result.output

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.fewshot import cost, select
-from app.lifecycle import Lifecycle, parse_date, shutdown_dates
-from app.routing import Route, Target
-from app.tokens import load_counter
+from app.cli.main import cli
+from app.proxy.lifecycle import Lifecycle, parse_date, shutdown_dates
+from app.proxy.routing import Route, Target
+from app.tuning.fewshot import cost, select
+from app.tuning.tokens import load_counter
 
 from .conftest import MAID_PROMPT
 
@@ -87,7 +87,7 @@ def test_shutdown_dates_from_a_models_list():
 
 
 def route_with(*targets: Target) -> Route:
-    from app.settings import RouteSettings
+    from app.config.settings import RouteSettings
 
     return Route("maid", RouteSettings(upstream="openai", model="m"), 0, b'"maid"', targets)
 

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from app.observability import JsonFormatter, RequestIdFilter, new_request_id
+from app.ops.logs import JsonFormatter, RequestIdFilter, new_request_id
 
 from .fake_openai import error_reply
 
@@ -40,7 +40,7 @@ def test_every_answer_has_a_request_id_that_also_went_upstream(proxy, fake, log_
     ids = [r.headers["x-request-id"] for r in (ok, streamed, failed, invalid)]
     assert all(i.startswith("req_") for i in ids) and len(set(ids)) == 4
     assert [r.headers["x-request-id"] for r in fake.chat_requests] == ids[:3]
-    lines = [line for line in log_lines() if line["logger"] == "app.serving"]
+    lines = [line for line in log_lines() if line["logger"] == "app.proxy.serving"]
     assert [line["request_id"] for line in lines] == ids[:3]
     assert all(line["message"].startswith("chat route=maid") for line in lines)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.openwebui import caller_from, detect_task
+from app.proxy.openwebui import caller_from, detect_task
 
 from .conftest import MAID_PROMPT
 from .fake_openai import FakeOpenAI, Reply, chunk, default_stream, usage_chunk
@@ -62,7 +62,7 @@ def test_title_tags_and_follow_up_tasks_skip_the_persona(make_proxy, fake, caplo
         assert sent["messages"] == [{"role": "user", "content": prompt}]  # no persona
         assert "temperature" not in sent  # nor its tuning
         assert sent["model"] == FT_MODEL and sent["max_tokens"] == 1000
-    lines = [r.getMessage() for r in caplog.records if r.name == "app.serving"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.proxy.serving"]
     for kind in ("title_generation", "tags_generation", "follow_up_generation"):
         assert any(line.startswith("task ") and f"task={kind}" in line for line in lines), kind
 
@@ -122,7 +122,7 @@ def test_user_headers_are_logged_never_forwarded_and_user_is_opt_in(make_proxy, 
     sent = fake.chat_requests[0]
     assert "user" not in sent.json
     assert not any(name.startswith("x-openwebui") for name in sent.headers)
-    line = next(r.getMessage() for r in caplog.records if r.name == "app.serving")
+    line = next(r.getMessage() for r in caplog.records if r.name == "app.proxy.serving")
     assert "user=3f1c2a9e-user" in line and "chat=chat-42" in line
     assert "alice@example.com" not in caplog.text
 

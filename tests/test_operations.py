@@ -17,8 +17,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.usage import since_epoch
+from app.cli.main import cli
+from app.ops.usage import since_epoch
 
 from .fake_openai import Gate, Reply, chunk, default_stream, error_reply
 from .servers import free_port
@@ -100,7 +100,7 @@ input = 0.30
 output = 1.20
 """, encoding="utf-8")
     db_path = tmp_path / "persona-proxy-usage.sqlite3"
-    from app.usage import SqliteStore
+    from app.ops.usage import SqliteStore
 
     store = SqliteStore(db_path)
     now = time.time()

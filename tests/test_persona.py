@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.persona import apply_defaults, apply_persona, upstream_body
+from app.proxy.persona import apply_defaults, apply_persona, upstream_body
 
 P = "你是一個可愛的女僕機器人。"
 SYS = {"role": "system", "content": "client"}

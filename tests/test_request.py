@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.errors import InvalidRequest
-from app.request import parse_chat_request
+from app.proxy.errors import InvalidRequest
+from app.proxy.request import parse_chat_request
 
 OK = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 

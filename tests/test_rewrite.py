@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.rewrite import rewrite_model
+from app.proxy.rewrite import rewrite_model
 
 NEW = b'"maid"'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
+from app.proxy.sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 STREAM = (
     b": keep-alive\r\n"

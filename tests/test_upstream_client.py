@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from app.config import Upstream, UpstreamSettings
-from app.errors import BadGateway, GatewayTimeout, UpstreamStatusError
-from app.upstream import UpstreamClient, redact
+from app.proxy.errors import BadGateway, GatewayTimeout, UpstreamStatusError
+from app.proxy.upstream import UpstreamClient, redact
 
 
 def client_with(*outcomes: object) -> tuple[UpstreamClient, list[httpx.Request]]:

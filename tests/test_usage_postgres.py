@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 
 URL = os.environ.get("PERSONA_PROXY_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="PERSONA_PROXY_TEST_POSTGRES_URL is not set")

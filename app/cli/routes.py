@@ -9,12 +9,12 @@ from typing import Any
 import click
 import httpx
 
-from . import fewshot
-from .cli_common import format_table, load
-from .config import Config
-from .lifecycle import WARN_WITHIN_DAYS, shutdown_dates
-from .routing import RouteTable
-from .tokens import load_counter
+from ..config import Config
+from ..proxy.lifecycle import WARN_WITHIN_DAYS, shutdown_dates
+from ..proxy.routing import RouteTable
+from ..tuning import fewshot
+from ..tuning.tokens import load_counter
+from .common import format_table, load
 
 
 def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from . import __version__
+from .. import __version__
+from ..config import Config, is_loopback
+from ..ops.metrics import Metrics
 from .api import CHAT_PATH, ROUTES
 from .auth import ProxyKeyAuth, ProxyKeys
-from .config import Config, is_loopback
 from .errors import ProxyError, handle_http_exception, handle_proxy_error, handle_unexpected
-from .metrics import Metrics
 from .routing import RouteTable
 from .runtime import Runtime
 

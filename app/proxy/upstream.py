@@ -19,8 +19,8 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from . import __version__
-from .config import Upstream
+from .. import __version__
+from ..config import Upstream
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
 from .transport import AiohttpTransport
 

@@ -12,10 +12,10 @@ from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from ..ops.logs import REQUEST_ID, new_request_id
 from .auth import KEY_ID_SCOPE, bearer_token
 from .errors import AuthenticationFailed, NotFound, ProxyError, render, render_unexpected
 from .guard import ClientGone
-from .observability import REQUEST_ID, new_request_id
 from .request import parse_chat_request, read_body
 from .routing import Route
 from .serving import ChatService

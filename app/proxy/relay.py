@@ -1,7 +1,7 @@
 """Relaying an open upstream response to the client, streamed or whole.
 
 The caller owns the upstream response and closes it; these functions only
-read from it under the exchange's :class:`~app.guard.Guard` and write ASGI
+read from it under the exchange's :class:`~app.proxy.guard.Guard` and write ASGI
 messages. Once a stream has started, every failure travels inside it as an
 OpenAI error event, and ``data: [DONE]`` is only ever the upstream's own.
 """

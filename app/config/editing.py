@@ -14,7 +14,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
-from .config import ConfigError, load_config
+from .loading import ConfigError, load_config
 
 
 def upsert_route(path: Path, name: str, values: dict[str, Any]) -> bool:

@@ -20,16 +20,16 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from ..config import Config, ConfigError, load_config
+from ..ops.metrics import Metrics
+from ..ops.usage import Completed, UsageWriter, store_for
 from .api import ChatEndpoint
 from .auth import ProxyKeyAuth, ProxyKeys
-from .config import Config, ConfigError, load_config
 from .demo import DemoTransport
 from .lifecycle import Lifecycle, log_warnings
-from .metrics import Metrics
 from .routing import RouteTable
 from .serving import ChatService
 from .upstream import UpstreamClient
-from .usage import Completed, UsageWriter, store_for
 
 logger = logging.getLogger(__name__)
 

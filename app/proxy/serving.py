@@ -1,7 +1,7 @@
 """The chat serving layer: from a checked client body to a relayed answer.
 
 This is where a route is resolved, the persona applied, the upstream called
-under a :class:`~app.guard.Guard`, and its answer relayed. Everything that
+under a :class:`~app.proxy.guard.Guard`, and its answer relayed. Everything that
 can fail before the first byte raises :class:`ProxyError`; after it, errors
 travel inside the stream.
 """
@@ -19,16 +19,16 @@ import httpx
 import orjson
 from starlette.types import Receive, Send
 
+from ..ops.logs import REQUEST_ID
+from ..ops.metrics import Metrics
+from ..ops.usage import Completed
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
-from .metrics import Metrics
-from .observability import REQUEST_ID
 from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, read_json, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
-from .usage import Completed
 
 logger = logging.getLogger(__name__)
 TARGET_HEADER = "x-persona-target"

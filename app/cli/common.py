@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 
 CONFIG_ENV = "PERSONA_PROXY_CONFIG"
 

@@ -8,14 +8,15 @@ from typing import Any
 
 import click
 
-from .cli_common import UserError, load
-from .cli_common import config_path as resolve_config_path
-from .cli_data import dominant_prompt, write_route
-from .config import Config
-from .dataset import check_dataset
-from .dataset_report import render, summary
-from .finetune import FineTuneError, FineTuningAPI, Update, follow
-from .tokens import load_counter
+from ..config import Config
+from ..tuning.dataset import check_dataset
+from ..tuning.finetune import FineTuneError, FineTuningAPI, Update, follow
+from ..tuning.report import render, summary
+from ..tuning.tokens import load_counter
+from .common import UserError, load
+from .common import config_path as resolve_config_path
+from .dataset import dominant_prompt
+from .route import write_route
 
 CONFIG_OPTION = click.option("--config", "config_file", metavar="PATH",
                              help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")

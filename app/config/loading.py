@@ -1,7 +1,7 @@
 """Loading the TOML config file, validated at start-up.
 
 The file has three tables: ``[server]``, ``[upstreams.NAME]`` and
-``[routes.NAME]`` (their models are in :mod:`app.settings`). Secrets are
+``[routes.NAME]`` (their models are in :mod:`app.config.settings`). Secrets are
 never stored in the file: it names environment variables and
 :func:`load_config` reads them once, into ``SecretStr`` fields. Every
 problem becomes one :class:`ConfigError` naming the file, the key and the fix.

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from .cli_common import UserError, format_table, load
-from .settings import PriceSettings
-from .usage import Store, since_epoch, store_for
+from ..config.settings import PriceSettings
+from ..ops.usage import Store, since_epoch, store_for
+from .common import UserError, format_table, load
 
 GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model"}
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
-from . import fewshot
-from .config import Config, RouteSettings
+from ..config import Config, RouteSettings
+from ..tuning import fewshot
+from ..tuning.tokens import TokenCounter, load_counter
 from .errors import model_not_found
-from .tokens import TokenCounter, load_counter
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,27 @@
+"""The ``persona-proxy`` command: the group, with every command group attached."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .dataset import dataset
+from .finetune import finetune
+from .route import route
+from .routes import routes_command
+from .serve import serve
+from .usage import usage_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="persona-proxy")
+def cli() -> None:
+    """persona-proxy: fine-tuned personas behind an OpenAI-compatible API."""
+
+
+def main() -> None:
+    cli(prog_name="persona-proxy")
+
+
+for command in (serve, dataset, route, finetune, routes_command, usage_command):
+    cli.add_command(command)

@@ -1,0 +1,33 @@
+"""Configuration: the typed settings, loading and validating the TOML file, editing it in place.
+
+The lowest layer: it imports nothing else of ``app``. Everything else reads
+its settings from here. ``editing`` (tomlkit) is for the CLI and is not
+re-exported, so the server never loads it.
+"""
+
+from .loading import ConfigError, default_config_data, is_loopback, load_config
+from .settings import (
+    Config,
+    FallbackSettings,
+    PriceSettings,
+    RouteSettings,
+    ServerSettings,
+    Upstream,
+    UpstreamSettings,
+    UsageSettings,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "FallbackSettings",
+    "PriceSettings",
+    "RouteSettings",
+    "ServerSettings",
+    "Upstream",
+    "UpstreamSettings",
+    "UsageSettings",
+    "default_config_data",
+    "is_loopback",
+    "load_config",
+]
