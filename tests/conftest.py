@@ -14,8 +14,14 @@ import pytest
 from app.config import load_config
 from app.proxy.server import create_app
 
-from .fake_openai import FakeOpenAI
-from .servers import ServerThread
+from .fakes.servers import ServerThread
+from .fakes.upstream import FakeOpenAI
+
+REPO = Path(__file__).resolve().parent.parent
+# Small datasets the tests ship, and the reference persona's real training set
+# (present only where ../shared sits beside the repository).
+DATA = REPO / "tests" / "data"
+SHARED_DATASET = REPO.parent / "shared" / "data" / "maid_finetune_output.jsonl"
 
 MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 

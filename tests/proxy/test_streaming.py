@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from .fake_openai import Gate, Pause, Reply, chunk, default_stream, usage_chunk
+from ..fakes.upstream import Gate, Pause, Reply, chunk, default_stream, usage_chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 BODY = {"model": "maid", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -153,7 +153,7 @@ def test_nothing_after_done_is_relayed(proxy, fake):
 
 
 def test_error_status_before_the_stream_is_a_plain_http_error(proxy, fake):
-    from .fake_openai import error_reply
+    from ..fakes.upstream import error_reply
 
     fake.enqueue(error_reply(400, "messages too long", code="context_length_exceeded"))
     with pytest.raises(openai.BadRequestError) as info:
@@ -163,7 +163,7 @@ def test_error_status_before_the_stream_is_a_plain_http_error(proxy, fake):
 
 
 def test_json_answer_to_a_stream_request_is_relayed_as_json(proxy, fake):
-    from .fake_openai import completion
+    from ..fakes.upstream import completion
 
     fake.enqueue(Reply(body=json.dumps(completion(FT_MODEL)).encode()))
     with proxy.http() as http:

@@ -7,8 +7,8 @@ import json
 import openai
 import pytest
 
-from .fake_openai import Reply, error_reply
-from .servers import free_port
+from ..fakes.servers import free_port
+from ..fakes.upstream import Reply, error_reply
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -127,7 +127,7 @@ def test_missing_upstream_key_names_the_variable(make_proxy, fake):
 def test_gzip_from_upstream_reaches_the_client_decoded_and_consistent(proxy, fake):
     import gzip
 
-    from .fake_openai import completion
+    from ..fakes.upstream import completion
 
     raw = json.dumps(completion("ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D")).encode()
     fake.enqueue(Reply(body=gzip.compress(raw), headers={"content-encoding": "gzip"}))

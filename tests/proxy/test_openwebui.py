@@ -10,8 +10,8 @@ import logging
 
 from app.proxy.openwebui import caller_from, detect_task
 
-from .conftest import MAID_PROMPT
-from .fake_openai import FakeOpenAI, Reply, chunk, default_stream, usage_chunk
+from ..conftest import MAID_PROMPT
+from ..fakes.upstream import FakeOpenAI, Reply, chunk, default_stream, usage_chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 OWUI_HEADERS = {

@@ -1,49 +1,22 @@
-"""Few-shot personas from the training set, shutdown dates, warnings and the routes command."""
+"""Few-shot targets in requests, shutdown dates and start-up warnings."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from app.cli.main import cli
 from app.proxy.lifecycle import Lifecycle, parse_date, shutdown_dates
 from app.proxy.routing import Route, Target
-from app.tuning.fewshot import cost, select
 from app.tuning.tokens import load_counter
 
-from .conftest import MAID_PROMPT
-
-DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "maid_finetune_output.jsonl"
+from ..conftest import DATA, MAID_PROMPT
 
 
 @pytest.fixture(scope="module")
 def counter():
     return load_counter()
-
-
-def test_few_shot_selection_is_deterministic_distinct_and_within_budget(counter):
-    first = select(DATA / "warnings.jsonl", 4, 1500, counter)
-    assert first == select(DATA / "warnings.jsonl", 4, 1500, counter)
-    assert len(first) == 8 and [m["role"] for m in first] == ["user", "assistant"] * 4
-    pairs = [(first[i]["content"], first[i + 1]["content"]) for i in range(0, 8, 2)]
-    assert len(set(pairs)) == 4
-    assert cost(first, counter) <= 1500
-    tight = select(DATA / "warnings.jsonl", 10, 60, counter)
-    assert 0 < cost(tight, counter) <= 60 and len(tight) < 20
-    assert all("很久很久以前" not in m["content"] for m in select(DATA / "warnings.jsonl", 50, 5000, counter))
-
-
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside this checkout")
-def test_few_shot_from_the_reference_dataset_skips_its_duplicates(counter):
-    chosen = select(SHARED, 20, 100_000, counter)
-    pairs = [(chosen[i]["content"], chosen[i + 1]["content"]) for i in range(0, len(chosen), 2)]
-    assert len(pairs) == 20 and len(set(pairs)) == 20
 
 
 def test_few_shot_target_sends_persona_then_examples_then_the_chat(make_proxy, fake, tmp_path):
@@ -134,37 +107,3 @@ def test_start_up_learns_shutdown_dates_warns_and_lists_them(make_proxy, fake, c
                 break
     assert listed["shutdown_date"] == soon
     assert f"shuts down on {soon} (in 10 days); add a fallback" in caplog.text
-
-
-def test_routes_command(tmp_path, fake):
-    fake.models = [{"id": "ft:old", "object": "model", "created": 1, "owned_by": "u", "shutdown_date": "2027-01-14"},
-                   {"id": "gpt-4.1-mini", "object": "model", "created": 1, "owned_by": "openai"}]
-    (tmp_path / "maid.jsonl").write_bytes((DATA / "valid.jsonl").read_bytes())
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[upstreams.fake]
-base_url = "{fake.url}/v1"
-
-[routes.maid]
-upstream = "fake"
-model = "ft:old"
-system_prompt = "{MAID_PROMPT}"
-
-[[routes.maid.fallbacks]]
-upstream = "fake"
-model = "gpt-4.1-mini"
-few_shot_from = "maid.jsonl"
-few_shot_count = 2
-
-[[routes.maid.fallbacks]]
-upstream = "fake"
-model = "gpt-3-gone"
-""", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["routes", "--config", str(config), "--json"])
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
-    assert [(r["model"], r["reachable"], r["model_exists"], r["shutdown_date"]) for r in rows] == [
-        ("ft:old", True, True, "2027-01-14"), ("gpt-4.1-mini", True, True, None), ("gpt-3-gone", True, False, None)]
-    assert rows[1]["few_shot_examples"] == 2 and rows[1]["few_shot_tokens"] > 0
-    table = CliRunner().invoke(cli, ["routes", "--config", str(config)])
-    assert "fake/gpt-3-gone" in table.output and "NO" in table.output and "2 ex," in table.output

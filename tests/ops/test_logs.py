@@ -10,7 +10,7 @@ import pytest
 
 from app.ops.logs import JsonFormatter, RequestIdFilter, new_request_id
 
-from .fake_openai import error_reply
+from ..fakes.upstream import error_reply
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 

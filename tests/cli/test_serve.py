@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 
-from .servers import free_port
+from ..fakes.servers import free_port
 
 
 def test_help_on_every_command():

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from app.cli.main import cli
 from app.tuning.finetune import FineTuningAPI
 
-from .fake_finetune import FakeFineTuning
+from ..conftest import DATA
+from ..fakes.finetuning import FakeFineTuning
 
-DATA = Path(__file__).parent / "data"
 MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 
 

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from .fake_openai import Gate, Reply, chunk
+from ..fakes.upstream import Gate, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}

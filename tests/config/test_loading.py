@@ -8,7 +8,8 @@ import pytest
 
 from app.config import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..conftest import REPO
+
 BASE = """
 [upstreams.openai]
 base_url = "https://api.openai.com/v1"
@@ -33,7 +34,7 @@ def error_for(tmp_path: Path, text: str, **kwargs) -> str:
 
 
 def test_example_and_default_configs_load():
-    example = load_config(ROOT / "config.example.toml", environ={})
+    example = load_config(REPO / "config.example.toml", environ={})
     assert {"maid", "maid-demo"} <= set(example.routes)
     default = load_config(None, environ={})
     assert default.routes["maid"].system_prompt == "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from .fake_openai import Gate, Reply, chunk
+from ..fakes.upstream import Gate, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
@@ -111,7 +111,7 @@ def test_full_pool_is_a_fast_503_with_retry_after(make_proxy, fake):
 
 
 def test_500_and_503_pass_through_without_a_proxy_retry(proxy, fake):
-    from .fake_openai import error_reply
+    from ..fakes.upstream import error_reply
 
     for status in (500, 503):
         fake.enqueue(error_reply(status, "upstream trouble", "server_error", headers={"retry-after": "2"}))
@@ -124,7 +124,7 @@ def test_500_and_503_pass_through_without_a_proxy_retry(proxy, fake):
 
 @pytest.mark.parametrize("scenario", ["errors", "disconnects"])
 def test_pool_returns_to_zero_after_hundreds_of_failures(proxy, fake, scenario):
-    from .fake_openai import error_reply
+    from ..fakes.upstream import error_reply
 
     async def run() -> None:
         async with proxy.async_http() as http:

@@ -10,7 +10,7 @@ from app.config import load_config
 from app.proxy.demo import demo_reply
 from app.proxy.server import create_app
 
-from .servers import ServerThread
+from ..fakes.servers import ServerThread
 
 
 @pytest.fixture

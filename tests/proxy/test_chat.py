@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from .conftest import MAID_PROMPT
-from .fake_openai import Reply, completion
+from ..conftest import MAID_PROMPT
+from ..fakes.upstream import Reply, completion
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
@@ -182,7 +182,7 @@ def test_unknown_model_is_404_and_never_reaches_upstream(proxy, fake):
 
 
 def test_two_upstreams_each_get_their_own_model_and_key(make_proxy, fake):
-    from .fake_openai import FakeOpenAI
+    from ..fakes.upstream import FakeOpenAI
 
     other = FakeOpenAI().start()
     try:

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from .fake_openai import Pause, Reply, chunk
+from ..fakes.upstream import Pause, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 STREAMS = 200

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from .fake_openai import Gate, Reply, chunk
-from .servers import free_port
+from ..fakes.servers import free_port
+from ..fakes.upstream import Gate, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 

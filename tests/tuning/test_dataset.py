@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,8 +13,8 @@ from app.tuning.dataset import check_dataset, example_problems
 from app.tuning.report import default_epochs, summary
 from app.tuning.tokens import _estimate, load_counter
 
-DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "maid_finetune_output.jsonl"
+from ..conftest import DATA, SHARED_DATASET
+
 MODEL = "gpt-4o-mini-2024-07-18"
 MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 
@@ -149,9 +148,9 @@ def test_large_files_are_streamed(tmp_path):
     assert peak < size / 5
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside this checkout")
+@pytest.mark.skipif(not SHARED_DATASET.exists(), reason="../shared/data is not beside this checkout")
 def test_the_reference_maid_dataset(counter):
-    result = summary(check_dataset(SHARED, counter, MODEL), MODEL)
+    result = summary(check_dataset(SHARED_DATASET, counter, MODEL), MODEL)
     assert result["valid"] and result["examples"] == 102
     assert result["warning_counts"].get("duplicate") == 13
     assert result["system_prompts"]["dominant"] == MAID_PROMPT

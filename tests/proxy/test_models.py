@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from .conftest import MAID_PROMPT
+from ..conftest import MAID_PROMPT
 
 ROUTES = f"""
 [routes.maid]

@@ -1,0 +1,131 @@
+"""Usage records (streamed, plain, unwritable store) and the usage report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli.main import cli
+from app.ops.usage import since_epoch
+
+from ..fakes.upstream import Reply, default_stream, error_reply
+
+FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def usage_rows(path: Path, expected: int, timeout: float = 5.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: list[dict] = []
+        if path.exists():
+            with sqlite3.connect(path) as db:
+                db.row_factory = sqlite3.Row
+                rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY time")]
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_usage_records_for_streamed_and_plain_requests(make_proxy, fake, tmp_path):
+    proxy = make_proxy()
+    headers = {"x-openwebui-user-id": "user-7"}
+    with proxy.http() as http:
+        http.post("/v1/chat/completions", json=CHAT, headers=headers)
+        http.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers)
+        fake.enqueue(error_reply(429, "slow down", code="rate_limit_exceeded"))
+        http.post("/v1/chat/completions", json=CHAT)
+    rows = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 3)
+    plain, streamed, limited = rows
+    assert (plain["route"], plain["model"], plain["status"], plain["stream"]) == ("maid", FT_MODEL, 200, 0)
+    assert (plain["prompt_tokens"], plain["completion_tokens"], plain["user_id"]) == (5, 2, "user-7")
+    assert plain["key_id"].startswith("key-") and proxy.client_key not in json.dumps(rows)
+    assert streamed["stream"] == 1 and streamed["prompt_tokens"] is None  # the fake's default stream has no usage
+    assert streamed["ttfb_ms"] > 0 and streamed["duration_ms"] >= streamed["ttfb_ms"]
+    assert (limited["status"], limited["error_code"]) == (429, "rate_limit_exceeded")
+
+
+def test_stream_usage_is_recorded_even_when_the_client_did_not_ask(make_proxy, fake, tmp_path):
+    from ..fakes.upstream import usage_chunk
+
+    proxy = make_proxy()
+    fake.enqueue(Reply(chunks=[*default_stream(FT_MODEL)[:-1], usage_chunk(FT_MODEL), b"data: [DONE]\n\n"]))
+    with proxy.http() as http:
+        text = http.post("/v1/chat/completions", json={**CHAT, "stream": True}).text
+    assert '"usage"' not in text
+    (row,) = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 1)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (5, 2)
+
+
+def test_an_unwritable_usage_store_never_fails_a_request(make_proxy, fake, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    proxy = make_proxy(extra_upstreams=f'[usage]\npath = "{blocker}/usage.sqlite3"\n')
+    with proxy.http() as http:
+        for _ in range(3):
+            assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+    deadline = time.monotonic() + 5
+    while "usage:" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "record(s) dropped" in caplog.text
+    assert proxy.in_flight() == 0
+
+
+def test_usage_report(tmp_path, fake):
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[upstreams.fake]
+base_url = "{fake.url}/v1"
+
+[routes.maid]
+upstream = "fake"
+model = "{FT_MODEL}"
+
+[prices."{FT_MODEL}"]
+input = 0.30
+output = 1.20
+""", encoding="utf-8")
+    db_path = tmp_path / "persona-proxy-usage.sqlite3"
+    from app.ops.usage import SqliteStore
+
+    store = SqliteStore(db_path)
+    now = time.time()
+    rows = [
+        (now - 60, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 1000, 500, None, 100.0, 0),
+        (now - 30, "maid", "fake", FT_MODEL, "chat", 1, 200, None, "key-b", "u2", 3000, 1500, 50.0, 900.0, 0),
+        (now - 20, "mini", "fake", "gpt-4.1-mini", "task", 0, 502, "upstream_unreachable", "key-a", None, 0, 0,
+         None, 5.0, 1),
+        (now - 40 * 86400, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 999999, 0, None, 1.0, 0),
+    ]
+    store.write(rows)
+    store.reset()
+    runner = CliRunner()
+    by_route = json.loads(runner.invoke(cli, ["usage", "--config", str(config), "--json"]).output)
+    assert by_route == [
+        {"route": "maid", "requests": 2, "errors": 0, "prompt_tokens": 4000, "completion_tokens": 2000,
+         "cost_usd": round(4000 * 0.3 / 1e6 + 2000 * 1.2 / 1e6, 6), "unpriced": []},
+        {"route": "mini", "requests": 1, "errors": 1, "prompt_tokens": 0, "completion_tokens": 0,
+         "cost_usd": 0.0, "unpriced": []},
+    ]
+    by_key = json.loads(runner.invoke(cli, ["usage", "--config", str(config), "--by", "key", "--json"]).output)
+    assert {r["key"]: r["requests"] for r in by_key} == {"key-a": 2, "key-b": 1}
+    table = runner.invoke(cli, ["usage", "--config", str(config), "--by", "user", "--since", "90d"])
+    assert table.exit_code == 0 and "u1" in table.output and "total" in table.output
+    assert "1,000,999" in table.output  # the 40-day-old row counts within 90 days
+    bad = runner.invoke(cli, ["usage", "--config", str(config), "--since", "yesterday"])
+    assert bad.exit_code == 1 and "--since takes" in bad.output
+
+
+def test_since_epoch():
+    assert since_epoch("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
+    assert since_epoch("30m", now=100_000.0) == 100_000.0 - 1800
+    assert since_epoch("2026-11-01") == 1793491200.0
+    with pytest.raises(ValueError):
+        since_epoch("soon")

@@ -1,0 +1,131 @@
+"""Hot reload (SIGHUP and file watch) under an open stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ..fakes.servers import free_port
+from ..fakes.upstream import Gate, Reply, chunk
+
+FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+
+CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def write_config(path: Path, upstream_url: str, port: int, prompt: str, extra: str = "") -> None:
+    path.write_text(f"""
+[server]
+port = {port}
+check_models = false
+
+[upstreams.fake]
+base_url = "{upstream_url}/v1"
+
+[routes.maid]
+upstream = "fake"
+model = "{FT_MODEL}"
+system_prompt = "{prompt}"
+{extra}
+""", encoding="utf-8")
+
+
+def test_sighup_reloads_a_good_config_rejects_a_bad_one_and_never_cuts_a_stream(tmp_path, fake):
+    port = free_port()
+    config = tmp_path / "config.toml"
+    write_config(config, fake.url, port, "first persona")
+    gate = Gate(timeout=15)
+    fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
+                               b"data: [DONE]\n\n"]))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config)],
+                            env={**os.environ, "PERSONA_PROXY_API_KEYS": ""},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+
+        async def scenario() -> tuple[str, list[str], int]:
+            async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
+                    http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
+                    lines = resp.aiter_lines()
+                    async for line in lines:
+                        if line.startswith("data: "):
+                            break
+                    write_config(config, fake.url, port, "second persona",
+                                 '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
+                    proc.send_signal(signal.SIGHUP)
+                    ids = await _models_after_reload(http)
+                    await http.post("/v1/chat/completions", json=CHAT)
+                    config.write_text("[routes.broken\n", encoding="utf-8")
+                    proc.send_signal(signal.SIGHUP)
+                    await asyncio.sleep(0.5)
+                    after_bad = (await http.post("/v1/chat/completions", json=CHAT)).status_code
+                    gate.open()
+                    rest = "\n".join([line async for line in lines])
+            return rest, ids, after_bad
+
+        rest, ids, after_bad = asyncio.run(scenario())
+    finally:
+        gate.open()
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0]
+    assert ids == ["maid", "maid-2"]
+    assert '"b"' in rest and rest.rstrip().endswith("data: [DONE]")  # the open stream finished
+    prompts = [r.json["messages"][0]["content"] for r in fake.chat_requests]
+    assert prompts == ["first persona", "second persona", "second persona"]
+    assert after_bad == 200
+    assert "config reloaded" in output and "config reload rejected" in output, output
+
+
+def test_reload_on_change_picks_up_an_edited_file(make_proxy, fake, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    proxy = make_proxy(server="reload_on_change = true")
+    # A reload reads the environment again, as a restart would.
+    monkeypatch.setenv("TEST_PROXY_KEYS", proxy.client_key)
+    monkeypatch.setenv("TEST_UPSTREAM_KEY", proxy.upstream_key)
+    config = tmp_path / "config.toml"
+    original = config.read_text(encoding="utf-8")
+    time.sleep(0.05)
+    config.write_text(original + '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n', encoding="utf-8")
+    with proxy.http() as http:
+        deadline = time.monotonic() + 8
+        ids: list[str] = []
+        while time.monotonic() < deadline and "maid-2" not in ids:
+            ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+            time.sleep(0.2)
+        assert ids == ["maid", "maid-2"]
+        config.write_text("[routes.broken\n", encoding="utf-8")
+        deadline = time.monotonic() + 8
+        while "config reload rejected" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "config reload rejected" in caplog.text
+        assert [m["id"] for m in http.get("/v1/models").json()["data"]] == ["maid", "maid-2"]
+        assert http.post("/v1/chat/completions", json={**CHAT, "model": "maid-2"}).status_code == 200
+
+
+def _wait_up(base: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(base + "/health", timeout=1)
+            return
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, "proxy did not start"
+            time.sleep(0.1)
+
+
+async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
+    for _ in range(100):
+        ids = [m["id"] for m in (await http.get("/v1/models")).json()["data"]]
+        if len(ids) > 1:
+            return ids
+        await asyncio.sleep(0.05)
+    return ids
