@@ -74,6 +74,20 @@ class Proxy:
                                   max_retries=0, timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a test runs may write into the user's real home or data folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / ".local" / "share"))
+
+
+@pytest.fixture(autouse=True)
+def quick_background_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usage batches and config-file checks every few ms, so tests wait for them briefly."""
+    monkeypatch.setattr("app.ops.usage.FLUSH_SECONDS", 0.02)
+    monkeypatch.setattr("app.proxy.runtime.WATCH_SECONDS", 0.05)
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()

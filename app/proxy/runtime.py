@@ -33,6 +33,9 @@ from .upstream import UpstreamClient
 
 logger = logging.getLogger(__name__)
 
+# How often server.reload_on_change looks at the config file's mtime and size.
+WATCH_SECONDS = 2.0
+
 DRAIN_LIMIT_SECONDS = 3600.0
 
 
@@ -91,7 +94,7 @@ class Runtime:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _watch_file(self, path: Path, every: float = 2.0) -> None:
+    async def _watch_file(self, path: Path) -> None:
         """Reload when the file's modification time or size changes."""
         def stamp() -> tuple[float, int] | None:
             try:
@@ -102,7 +105,7 @@ class Runtime:
 
         seen = stamp()
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(WATCH_SECONDS)
             current = stamp()
             if current is not None and current != seen:
                 seen = current

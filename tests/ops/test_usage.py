@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -25,12 +26,13 @@ def usage_rows(path: Path, expected: int, timeout: float = 5.0) -> list[dict]:
     while True:
         rows: list[dict] = []
         if path.exists():
-            with sqlite3.connect(path) as db:
+            with sqlite3.connect(path) as db, contextlib.suppress(sqlite3.OperationalError):
+                # "no such table" until the writer's first batch has created it
                 db.row_factory = sqlite3.Row
                 rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY time")]
         if len(rows) >= expected or time.monotonic() > deadline:
             return rows
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 def test_usage_records_for_streamed_and_plain_requests(make_proxy, fake, tmp_path):
