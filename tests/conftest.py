@@ -119,7 +119,7 @@ def make_proxy(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Callable[..., Proxy
         )
         path = tmp_path / "config.toml"
         path.write_text(text, encoding="utf-8")
-        environ = {"TEST_UPSTREAM_KEY": upstream_key, **(env or {})}
+        environ = {"TEST_UPSTREAM_KEY": upstream_key, "PERSONA_PROXY_DATA_DIR": str(tmp_path), **(env or {})}
         if client_key:
             environ["TEST_PROXY_KEYS"] = client_key
         config = load_config(path, environ=environ)

@@ -59,7 +59,7 @@ def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -
     except ValueError as exc:
         raise UserError(str(exc)) from None
     url = config.usage_url.get_secret_value() if config.usage_url else None
-    store = store_for(config.usage.path, url)
+    store = store_for(config.usage_file, url)
     if not store.exists():
         raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
     try:

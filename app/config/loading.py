@@ -9,16 +9,26 @@ problem becomes one :class:`ConfigError` naming the file, the key and the fix.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from .settings import Config, RouteSettings, ServerSettings, Upstream, UpstreamSettings
+from .settings import (
+    Config,
+    FallbackSettings,
+    PriceSettings,
+    RouteSettings,
+    ServerSettings,
+    Upstream,
+    UpstreamSettings,
+    UsageSettings,
+)
 
 MIN_KEY_LENGTH = 16
 FILE_TABLES = {"server", "upstreams", "routes", "usage", "prices"}
@@ -40,8 +50,9 @@ def load_config(
     where = str(source) if source is not None else "the built-in default config"
     unknown = sorted(set(raw) - FILE_TABLES)
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level key '{unknown[0]}'; expected only "
-                          "[server], [upstreams.NAME] and [routes.NAME] tables")
+        raise ConfigError(f"{where}: unknown table [{unknown[0]}]{_did_you_mean(unknown[0], FILE_TABLES)}; "
+                          "a config may have [server], [upstreams.NAME], [routes.NAME], [usage] and "
+                          '[prices."MODEL"]')
     try:
         server = ServerSettings(**(raw.get("server") or {}))
         # Command-line flags beat the environment, which beats the file.
@@ -49,12 +60,14 @@ def load_config(
             if value is not None:
                 setattr(server, key, value)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, where, "server.")) from None
+        raise ConfigError(_describe(exc, where, ("server",))) from None
     try:
         config = Config(server=server, source=source,
                         **{key: raw[key] for key in ("upstreams", "routes", "usage", "prices") if key in raw})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
+    if not config.routes:
+        raise ConfigError(f"{where}: no routes; add a [routes.NAME] table (see config.example.toml)")
     base_dir = source.parent if source is not None else Path.cwd()
     _load_prompt_files(config, base_dir, where)
     config.usage.path = _usage_path(config.usage.path, source, environ)
@@ -79,15 +92,59 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _describe(exc: ValidationError, where: str, prefix: str = "") -> str:
+def _describe(exc: ValidationError, where: str, prefix: tuple[str, ...] = ()) -> str:
+    # NOTE: include_input=False: a value may be a secret pasted in the wrong place.
     lines = [f"{where}: invalid configuration"]
     for err in exc.errors(include_url=False, include_input=False):
-        key = prefix + ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = (*prefix, *(str(part) for part in err["loc"] if part != "[key]"))
+        key = ".".join(loc) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling against config.example.toml"
-        lines.append(f"  {key}: {message}")
+            message = _unknown_key(loc)
+        env = _env_source(loc)
+        lines.append(f"  {key}: {message}" + (f" (from the environment variable {env})" if env else ""))
     return "\n".join(lines)
+
+
+SECRET_KEYS = {"api_key", "key", "api_keys", "admin_keys", "token", "password", "secret"}
+
+
+def _unknown_key(loc: tuple[str, ...]) -> str:
+    name = loc[-1]
+    if name in SECRET_KEYS:
+        return (f"a key does not go in the config file: put it in an environment variable and name that "
+                f"variable in {'api_key_env' if name in ('api_key', 'key', 'token') else name + '_env'}")
+    return f"unknown key{_did_you_mean(name, _fields_at(loc[:-1]))}; see config.example.toml for every option"
+
+
+def _fields_at(loc: tuple[str, ...]) -> set[str]:
+    """The keys valid in the table at ``loc`` (a route, a fallback, an upstream...)."""
+    models: dict[str, type[BaseModel]] = {"server": ServerSettings, "usage": UsageSettings}
+    if not loc:
+        return set(FILE_TABLES)
+    if loc[0] in models:
+        return set(models[loc[0]].model_fields)
+    if loc[0] == "upstreams":
+        return set(UpstreamSettings.model_fields)
+    if loc[0] == "prices":
+        return set(PriceSettings.model_fields)
+    if loc[0] == "routes":
+        return set(FallbackSettings.model_fields if "fallbacks" in loc else RouteSettings.model_fields)
+    return set()
+
+
+def _did_you_mean(name: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _env_source(loc: tuple[str, ...]) -> str | None:
+    """The variable a [server] value came from, when the environment set it."""
+    if len(loc) >= 2 and loc[0] == "server":
+        name = "PERSONA_PROXY_" + loc[1].upper()
+        if name in os.environ:
+            return name
+    return None
 
 
 def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
@@ -112,13 +169,25 @@ def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
             ) from None
 
 
-def _usage_path(path: Path, source: Path | None, environ: Mapping[str, str]) -> Path:
-    if path.is_absolute():
-        return path
-    if source is not None:
-        return source.parent / path
+DATA_DIR_ENV = "PERSONA_PROXY_DATA_DIR"
+USAGE_FILE = "persona-proxy-usage.sqlite3"
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """Where the proxy keeps its own files (usage records) unless the config says otherwise."""
+    if environ.get(DATA_DIR_ENV):
+        return Path(environ[DATA_DIR_ENV])
     data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "persona-proxy" / path
+    return Path(data_home) / "persona-proxy"
+
+
+def _usage_path(path: Path | None, source: Path | None, environ: Mapping[str, str]) -> Path:
+    # Not beside the config by default: configs are often read-only mounts.
+    if path is None:
+        return data_dir(environ) / USAGE_FILE
+    if path.is_absolute() or source is None:
+        return path if path.is_absolute() else data_dir(environ) / path
+    return source.parent / path
 
 
 def _with_secrets(config: Config, environ: Mapping[str, str], where: str) -> Config:

@@ -8,13 +8,34 @@ live in :mod:`app.config`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _route_name(value: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError("a name starts with a letter or digit and has at most 128 letters, digits "
+                         "and . _ : / @ - (no spaces)")
+    return value
+
+
+def _env_name(value: str) -> str:
+    # NOTE: the message must never contain the value: it is often the secret itself.
+    if not ENV_NAME_PATTERN.match(value):
+        raise ValueError("looks like a key, not a variable name: put the key in an environment "
+                         "variable and name that here (letters, digits and _)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_route_name)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class ServerSettings(BaseSettings):
@@ -27,11 +48,11 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port to bind.")
-    api_keys_env: str = Field(
+    api_keys_env: EnvName = Field(
         default="PERSONA_PROXY_API_KEYS",
         description="Environment variable holding the comma-separated client keys.",
     )
-    admin_keys_env: str = Field(
+    admin_keys_env: EnvName = Field(
         default="PERSONA_PROXY_ADMIN_KEYS",
         description="Environment variable holding admin keys; /metrics is served only when it is set.",
     )
@@ -88,7 +109,7 @@ class UpstreamSettings(BaseModel):
         description="'openai' for any OpenAI-compatible base URL; 'demo' for the built-in offline maid.",
     )
     base_url: str | None = Field(default=None, description="e.g. https://api.openai.com/v1")
-    api_key_env: str | None = Field(
+    api_key_env: EnvName | None = Field(
         default=None, description="Environment variable holding the upstream key (none: no auth)."
     )
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
@@ -186,11 +207,13 @@ class UsageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, description="Record every completed request.")
-    path: Path = Field(
-        default=Path("persona-proxy-usage.sqlite3"),
-        description="SQLite file, relative to the config file (no config file: the user's data directory).",
+    path: Path | None = Field(
+        default=None,
+        description="SQLite file; a relative path is relative to the config file. Default: "
+        "persona-proxy-usage.sqlite3 in the data directory ($PERSONA_PROXY_DATA_DIR, else "
+        "$XDG_DATA_HOME/persona-proxy, else ~/.local/share/persona-proxy).",
     )
-    url_env: str | None = Field(
+    url_env: EnvName | None = Field(
         default=None,
         description="Environment variable holding a postgresql:// URL; when it is set, usage goes to "
         "PostgreSQL (shared by several replicas) instead of the SQLite file.",
@@ -247,6 +270,13 @@ class Config(BaseModel):
                         f"define [upstreams.{upstream}] or use one of: {known}"
                     )
         return self
+
+    @property
+    def usage_file(self) -> Path:
+        """The SQLite file for usage records, as resolved by ``load_config``."""
+        if self.usage.path is None:
+            raise RuntimeError("usage.path is resolved by load_config()")
+        return self.usage.path
 
     def upstream(self, name: str) -> Upstream:
         return Upstream(name=name, settings=self.upstreams[name], api_key=self.upstream_keys.get(name))

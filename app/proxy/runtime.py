@@ -63,7 +63,7 @@ class Runtime:
     async def start(self) -> None:
         if self.config.usage.enabled:
             url = self.config.usage_url.get_secret_value() if self.config.usage_url else None
-            self.writer = UsageWriter(store_for(self.config.usage.path, url))
+            self.writer = UsageWriter(store_for(self.config.usage_file, url))
             self.writer.start()
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).

@@ -101,3 +101,6 @@ def _log_start(config: Config, routes: RouteTable) -> None:
                 name, settings.api_key_env, names,
             )
     logger.info("serving %d route(s): %s", len(routes), ", ".join(r.name for r in routes))
+    if config.usage.enabled:
+        where = "PostgreSQL" if config.usage_url else str(config.usage_file)
+        logger.info("usage records: %s", where)

@@ -57,7 +57,7 @@ def test_unknown_key_is_named(tmp_path):
 
 def test_unknown_server_key_and_table(tmp_path):
     assert "server.prot: unknown key" in error_for(tmp_path, "[server]\nprot = 1\n" + BASE)
-    assert "unknown top-level key 'route'" in error_for(tmp_path, BASE + "[route.x]\nmodel = 'y'\n")
+    assert "unknown table [route] (did you mean `routes`?)" in error_for(tmp_path, BASE + "[route.x]\nmodel = 'y'\n")
 
 
 def test_unknown_upstream_lists_the_known_ones(tmp_path):
@@ -107,3 +107,57 @@ def test_exposed_bind_needs_strong_keys(tmp_path):
     assert opted_out.server.allow_unauthenticated
     loopback = load_config(write(tmp_path, '[server]\nhost = "::1"\n' + BASE), environ={})
     assert loopback.server.host == "::1"
+
+
+PASTED = "sk-proj-" + "Zq8" * 12
+
+
+@pytest.mark.parametrize("table,key", [
+    ("upstreams.openai", "api_key_env"),
+    ("server", "api_keys_env"),
+    ("server", "admin_keys_env"),
+    ("usage", "url_env"),
+])
+def test_a_key_pasted_where_a_variable_name_goes_is_refused_without_repeating_it(tmp_path, table, key):
+    text = BASE.replace('api_key_env = "OPENAI_API_KEY"', "") + f'\n[{table}]\n{key} = "{PASTED}"\n'
+    if table == "upstreams.openai":
+        text = BASE.replace('"OPENAI_API_KEY"', f'"{PASTED}"')
+    message = error_for(tmp_path, text)
+    assert f"{table}.{key}: looks like a key, not a variable name" in message
+    assert PASTED not in message and "Zq8" not in message
+
+
+def test_a_key_in_the_file_is_told_to_use_api_key_env(tmp_path):
+    message = error_for(tmp_path, BASE.replace('api_key_env = "OPENAI_API_KEY"', f'api_key = "{PASTED}"'))
+    assert "upstreams.openai.api_key: a key does not go in the config file" in message
+    assert "api_key_env" in message and PASTED not in message
+
+
+def test_unknown_keys_suggest_the_closest_valid_one(tmp_path):
+    message = error_for(tmp_path, BASE + 'system_promt = "x"\n')
+    assert "routes.maid.system_promt: unknown key (did you mean `system_prompt`?)" in message
+    assert "server.prot: unknown key (did you mean `port`?)" in error_for(tmp_path, "[server]\nprot = 1\n" + BASE)
+    fallback = error_for(tmp_path, BASE + '[[routes.maid.fallbacks]]\nupstream = "openai"\nmodel = "m"\nfew_shot = 2\n')
+    assert "routes.maid.fallbacks.0.few_shot: unknown key (did you mean `few_shot_from`?)" in fallback
+
+
+def test_unknown_table_lists_every_table_a_config_may_have(tmp_path):
+    message = error_for(tmp_path, BASE + "[useage]\nenabled = false\n")
+    assert "unknown table [useage] (did you mean `usage`?)" in message
+    assert all(t in message for t in ("[server]", "[upstreams.NAME]", "[routes.NAME]", "[usage]", "[prices"))
+
+
+def test_a_config_without_routes_is_an_error(tmp_path):
+    assert "no routes; add a [routes.NAME] table" in error_for(tmp_path, '[server]\nport = 8080\n')
+
+
+def test_a_bad_route_name_says_which_characters_are_allowed(tmp_path):
+    message = error_for(tmp_path, BASE.replace("[routes.maid]", '[routes."my maid"]'))
+    assert "routes.my maid: a name starts with a letter or digit" in message and "(no spaces)" in message
+    assert "^[" not in message  # not the regex
+
+
+def test_an_error_from_the_environment_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONA_PROXY_PORT", "abc")
+    message = error_for(tmp_path, BASE)
+    assert "server.port:" in message and "(from the environment variable PERSONA_PROXY_PORT)" in message

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -94,3 +102,33 @@ class ServerThread:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serve_process(args: list[str], *, env: dict[str, str] | None = None,
+                  cwd: Path | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``persona-proxy serve ARGS`` as a real process on a free port; yields it and its base URL.
+
+    On exit it is sent SIGTERM and its output is kept in ``proc.output``.
+    """
+    port = free_port()
+    environ = dict(os.environ if env is None else env)
+    environ.pop("OPENAI_API_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), *args], env=environ,
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                output = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+                raise AssertionError(f"serve did not come up:\n{output}")
+            time.sleep(0.05)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.output = proc.communicate(timeout=20)[0]  # type: ignore[attr-defined]

@@ -90,11 +90,14 @@ base_url = "{fake.url}/v1"
 upstream = "fake"
 model = "{FT_MODEL}"
 
+[usage]
+path = "records.sqlite3"  # relative: beside the config
+
 [prices."{FT_MODEL}"]
 input = 0.30
 output = 1.20
 """, encoding="utf-8")
-    db_path = tmp_path / "persona-proxy-usage.sqlite3"
+    db_path = tmp_path / "records.sqlite3"
     from app.ops.usage import SqliteStore
 
     store = SqliteStore(db_path)

@@ -1,0 +1,47 @@
+"""What a new user does first: the example config copied alone, the container's paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import httpx
+
+from ..conftest import REPO
+from ..fakes.servers import serve_process
+
+
+def test_the_example_config_alone_in_an_empty_folder_serves_the_demo(tmp_path: Path):
+    # The compose layout: a config folder with only the copied example, a separate data folder,
+    # and a working directory that is neither (the repository's examples/ is not there).
+    config_dir, data_dir, elsewhere = tmp_path / "config", tmp_path / "data", tmp_path / "cwd"
+    for folder in (config_dir, elsewhere):
+        folder.mkdir()
+    shutil.copy(REPO / "config.example.toml", config_dir / "config.toml")
+    env = {k: v for k, v in os.environ.items() if k != "PERSONA_PROXY_API_KEYS"}
+    env["PERSONA_PROXY_DATA_DIR"] = str(data_dir)
+    with serve_process(["--config", str(config_dir / "config.toml")], env=env, cwd=elsewhere) as (_, base):
+        models = [m["id"] for m in httpx.get(base + "/v1/models").json()["data"]]
+        reply = httpx.post(base + "/v1/chat/completions", timeout=10, json={
+            "model": "maid-demo", "messages": [{"role": "user", "content": "你好"}]})
+        assert reply.status_code == 200, reply.text
+        assert "主人" in reply.json()["choices"][0]["message"]["content"]
+        assert "maid-demo" in models
+    # Records went to the data folder, none beside the (possibly read-only) config.
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.toml"]
+    with sqlite3.connect(data_dir / "persona-proxy-usage.sqlite3") as db:
+        assert db.execute("SELECT route, status FROM usage").fetchall() == [("maid-demo", 200)]
+
+
+def test_the_image_and_compose_agree_on_the_config_folder_and_the_data_volume():
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    compose = (REPO / "compose.yaml").read_text(encoding="utf-8")
+    assert "ENV PERSONA_PROXY_DATA_DIR=/data" in dockerfile
+    assert re.search(r"mkdir -p /data && chown persona /data", dockerfile)
+    assert '"--config", "/config/config.toml"' in dockerfile and '"--config", "/config/config.toml"' in compose
+    assert "- ./config:/config:ro" in compose and re.search(r"- persona-data:/data\n", compose)
+    kube = (REPO / "deploy" / "kubernetes" / "persona-proxy.yaml").read_text(encoding="utf-8")
+    assert "mountPath: /data" in kube and "readOnlyRootFilesystem: true" in kube
