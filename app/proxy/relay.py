@@ -103,24 +103,37 @@ class StreamRelay:
                 item.data = rewritten
                 if item.data.startswith(b'{"error"'):
                     self.error = "upstream error event"
-                elif b'"usage"' in item.data and self._take_usage(item.data):
-                    continue
+                elif b'"usage"' in item.data:
+                    kept = self._take_usage(item.data)
+                    if kept is None:
+                        continue
+                    item.data = kept
             else:
                 raise _not_json()
             out.append(encode_event(item))
         return b"".join(out)
 
-    def _take_usage(self, data: bytes) -> bool:
-        """Note a usage chunk's counts; True when the chunk is to be left out for the client."""
+    def _take_usage(self, data: bytes) -> bytes | None:
+        """Note a chunk's usage; what the client gets of it (None: nothing).
+
+        When the proxy asked for usage on the client's behalf, the client sees
+        no ``usage`` anywhere: some servers (LiteLLM) put it on a chunk that
+        also carries a delta, so that chunk is passed on without it.
+        """
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return False
-        usage = event.get("usage") if isinstance(event, dict) else None
-        if not isinstance(usage, dict):
-            return False
-        self.usage = usage
-        return self.strip_usage and not event.get("choices")
+            return data
+        if not isinstance(event, dict) or "usage" not in event:
+            return data
+        if isinstance(event["usage"], dict):
+            self.usage = event["usage"]
+        if not self.strip_usage:
+            return data
+        if not event.get("choices"):
+            return None
+        del event["usage"]
+        return orjson.dumps(event)
 
     async def fail(self, send: Send, err: ProxyError) -> None:
         """End a started stream with an in-band error; never a fabricated [DONE]."""

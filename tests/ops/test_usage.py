@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from app.cli.main import cli
 from app.ops.usage import since_epoch
 
-from ..fakes.upstream import Reply, default_stream, error_reply
+from ..fakes.upstream import Reply, chunk, default_stream, error_reply
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
@@ -134,3 +134,29 @@ def test_since_epoch():
     assert since_epoch("2026-11-01") == 1793491200.0
     with pytest.raises(ValueError):
         since_epoch("soon")
+
+
+def litellm_final_chunk(model: str) -> bytes:
+    """LiteLLM's accent: usage (with its cost) on a chunk that still has a choice."""
+    obj = {"id": "chatcmpl-l1", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+           "choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14, "cost": 0.00042}}
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def test_usage_on_a_chunk_with_choices_is_recorded_and_kept_from_a_client_that_did_not_ask(
+        make_proxy, fake, tmp_path):
+    proxy = make_proxy()
+    script = [chunk(FT_MODEL, "", role="assistant"), chunk(FT_MODEL, "Hi"), litellm_final_chunk(FT_MODEL),
+              b"data: [DONE]\n\n"]
+    fake.enqueue(Reply(chunks=script), Reply(chunks=script))
+    with proxy.http() as http:
+        hidden = http.post("/v1/chat/completions", json={**CHAT, "stream": True}).text
+        asked = http.post("/v1/chat/completions", json={**CHAT, "stream": True,
+                                                        "stream_options": {"include_usage": True}}).text
+    events = [json.loads(line[6:]) for line in hidden.splitlines() if line.startswith("data: {")]
+    assert '"usage"' not in hidden and "cost" not in hidden
+    assert events[-1]["choices"][0]["delta"] == {"content": "!"} and events[-1]["model"] == "maid"
+    assert '"usage"' in asked and '"cost"' in asked  # asked for: relayed as sent
+    rows = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 2)
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [(11, 3), (11, 3)]
