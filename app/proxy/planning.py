@@ -49,12 +49,19 @@ def plan_request(route: Route, target: Target, body: dict[str, Any], headers: He
 
 
 def signals_retirement(err: ProxyError) -> bool:
-    """The upstream says this model is gone (404 model-not-found, or 410)."""
+    """The upstream says this model is gone, in any server's words.
+
+    OpenAI: 404 ``model_not_found``; vLLM: 404 "The model `x` does not exist.";
+    Ollama: 404 "model 'x' not found"; LiteLLM: 400 "Invalid model name passed
+    in model=x"; anyone: 410. Any other 400 is about the request, not the model.
+    """
     if not isinstance(err, UpstreamStatusError):
         return False
     if err.status == 410:
         return True
     text = err.message.lower()
+    if err.status == 400:
+        return "invalid model name passed in model=" in text
     return err.status == 404 and (
         err.error.get("code") == "model_not_found"
         or ("model" in text and ("not found" in text or "does not exist" in text))

@@ -50,7 +50,11 @@ def post(proxy, body=CHAT):
     "failure",
     [
         error_reply(404, "The model `ft:...` does not exist or you do not have access to it.", code="model_not_found"),
-        error_reply(404, "model 'llama-maid' not found"),
+        error_reply(404, "model 'llama-maid' not found"),  # Ollama
+        error_reply(404, "The model `ft:maid` does not exist.", "NotFoundError"),  # vLLM
+        # LiteLLM's proxy, for a model it does not (or no longer) serve
+        error_reply(400, "/chat/completions: Invalid model name passed in model=ft:maid. Call `/v1/models` "
+                         "to view available models for your key.", "invalid_request_error", code="400"),
         error_reply(410, "This model has been retired."),
         error_reply(500, "The server had an error", "server_error"),
         error_reply(503, "overloaded", "server_error"),
@@ -85,6 +89,7 @@ def test_fails_over_when_the_primary_is_unreachable(make_proxy, fake, backup):
     ("failure", "status"),
     [
         (error_reply(400, "messages too long", code="context_length_exceeded"), 400),
+        (error_reply(400, "litellm.BadRequestError: temperature must be between 0 and 2 for model=ft:maid"), 400),
         (error_reply(413, "request too large"), 413),
         (error_reply(429, "Rate limit reached", code="rate_limit_exceeded", headers={"retry-after": "3"}), 429),
         (error_reply(404, "No such route"), 404),
