@@ -22,6 +22,8 @@ MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "
 # Fields some SDKs and proxies read to pick the upstream or its credentials.
 # A client must never choose either: they are removed wherever they appear.
 UPSTREAM_OVERRIDES = frozenset({"api_base", "base_url", "api_key", "organization"})
+# orjson serializes at most 254 levels; fewer brackets than this cannot go deeper.
+MAX_DEPTH = 250
 _OVERRIDE_MARKERS = tuple(f'"{name}"'.encode() for name in sorted(UPSTREAM_OVERRIDES))
 
 
@@ -69,6 +71,7 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(_json_problem(exc), code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    _check_depth(raw, body)
     model = body.get("model")
     if model is None:
         raise _missing("model")
@@ -83,6 +86,23 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         if dropped:
             logger.warning("dropped client-supplied upstream fields: %s", ", ".join(sorted(dropped)))
     return body
+
+
+def _check_depth(raw: bytes, body: dict[str, Any]) -> None:
+    """Refuse bodies nested deeper than the upstream body can be serialized again.
+
+    orjson parses up to 1024 levels but serializes only 254, so without this a
+    valid deep body would fail later as a 500. Counting brackets is cheap and
+    bounds the depth from above; only bodies with many of them pay for a trial
+    serialization.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest(f"The request body is nested too deeply (more than {MAX_DEPTH} levels).",
+                             code="invalid_json") from None
 
 
 def drop_upstream_overrides(value: Any, found: set[str] | None = None) -> set[str]:
@@ -128,6 +148,8 @@ def _json_problem(exc: orjson.JSONDecodeError) -> str:
     # The decoder's message names a position, never the offending text.
     if "utf-8" in str(exc).lower():
         return "The request body is not valid UTF-8."
+    if "depth limit" in str(exc).lower():
+        return f"The request body is nested too deeply (more than {MAX_DEPTH} levels)."
     return f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno})."
 
 

@@ -7,6 +7,7 @@ import logging
 import socket
 
 import httpx
+import pytest
 
 from ..fakes.upstream import Gate, Reply, chunk, error_reply
 
@@ -101,3 +102,29 @@ def test_canary_secrets_never_appear_in_responses_or_logs(make_proxy, fake, capl
         assert all(canary not in text for text in seen)
         assert canary not in logs
     assert len(caplog.records) > 5  # the scenarios were logged, just not the secrets
+
+
+@pytest.mark.parametrize("depth", [254, 300, 1024])
+@pytest.mark.parametrize("where", ["extra", "content"])
+def test_deeply_nested_bodies_are_a_400_with_no_traceback(proxy, fake, caplog, depth, where):
+    nested = "[" * depth + "]" * depth
+    if where == "extra":
+        raw = '{"model": "maid", "messages": [{"role": "user", "content": "hi"}], "x": ' + nested + "}"
+    else:
+        raw = '{"model": "maid", "messages": [{"role": "user", "content": ' + nested + "}]}"
+    with proxy.http() as http:
+        resp = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["code"] == "invalid_json"
+        assert "nested too deeply" in resp.json()["error"]["message"]
+        assert http.post("/v1/chat/completions", json={"model": "maid", "messages": [
+            {"role": "user", "content": "still here"}]}).status_code == 200
+    assert "Traceback" not in caplog.text and fake.chat_requests[-1].json["messages"][-1]["content"] == "still here"
+
+
+def test_a_deep_but_serializable_body_still_passes(proxy, fake):
+    nested = "[" * 200 + "]" * 200
+    raw = '{"model": "maid", "messages": [{"role": "user", "content": "hi"}], "x": ' + nested + "}"
+    with proxy.http() as http:
+        resp = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert resp.status_code == 200 and fake.chat_requests[0].body.count(b"[") >= 200
