@@ -10,7 +10,7 @@ import click
 
 from ..config import Config
 from ..tuning.dataset import check_dataset
-from ..tuning.finetune import FineTuneError, FineTuningAPI, Update, follow
+from ..tuning.finetune import FineTuneError, FineTuningAPI, Unreachable, Update, follow
 from ..tuning.report import render, summary
 from ..tuning.tokens import load_counter
 from .common import UserError, load
@@ -20,7 +20,8 @@ from .route import write_route
 
 CONFIG_OPTION = click.option("--config", "config_file", metavar="PATH",
                              help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")
-UPSTREAM_OPTION = click.option("--upstream", help="Which [upstreams.NAME] to use (default: openai).")
+UPSTREAM_OPTION = click.option(
+    "--upstream", help="Which [upstreams.NAME] to use (default: the only OpenAI-compatible one, else openai).")
 POLL_OPTION = click.option("--poll-interval", type=float, default=10.0, show_default=True, hidden=True)
 
 
@@ -29,8 +30,16 @@ def finetune() -> None:
     """Launch and follow fine-tuning jobs on an upstream."""
 
 
+def default_upstream(config: Config, name: str | None) -> str:
+    """``--upstream`` as given; else the config's only OpenAI-compatible upstream; else ``openai``."""
+    if name:
+        return name
+    candidates = [n for n, u in config.upstreams.items() if u.kind == "openai"]
+    return candidates[0] if len(candidates) == 1 else "openai"
+
+
 def _api(config: Config, name: str | None) -> FineTuningAPI:
-    name = name or "openai"
+    name = default_upstream(config, name)
     settings = config.upstreams.get(name)
     if settings is None or settings.kind != "openai" or not settings.base_url:
         known = ", ".join(n for n, u in config.upstreams.items() if u.kind == "openai") or "none"
@@ -39,7 +48,7 @@ def _api(config: Config, name: str | None) -> FineTuningAPI:
     if upstream.key_missing:
         raise UserError(f"upstream '{name}' needs its key: set the {settings.api_key_env} environment variable")
     key = upstream.api_key.get_secret_value() if upstream.api_key else None
-    return FineTuningAPI(settings.base_url, key)
+    return FineTuningAPI(settings.base_url, key, connect_timeout=settings.connect_timeout)
 
 
 def _checked(path: Path, model: str) -> None:
@@ -148,7 +157,7 @@ def _finished(job: dict[str, Any], config: Config, route_name: str | None, datas
         model = job.get("fine_tuned_model")
         click.echo(f"Fine-tuned model: {model}")
         if route_name and model:
-            values = {"upstream": upstream or "openai", "model": str(model)}
+            values = {"upstream": default_upstream(config, upstream), "model": str(model)}
             if dataset is not None:
                 values["system_prompt"] = dominant_prompt(dataset)
             path = resolve_config_path(None) if config.source is None else config.source
@@ -206,13 +215,16 @@ class _provider_errors:
     """Turns a provider's refusal into its own words plus what to do next."""
 
     def __init__(self, config: Config, upstream: str | None) -> None:
-        settings = config.upstreams.get(upstream or "openai")
+        self.name = default_upstream(config, upstream)
+        settings = config.upstreams.get(self.name)
         self.key_env = settings.api_key_env if settings else None
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, Unreachable):
+            raise UserError(f"upstream '{self.name}': {exc.message}; check its base_url and your network")
         if isinstance(exc, FineTuneError):
             next_step = hint(exc.code, exc.status, exc.message, self.key_env)
             raise UserError(f"the provider said: {exc.message}\n{next_step}")

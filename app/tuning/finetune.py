@@ -30,16 +30,29 @@ class FineTuneError(Exception):
         self.code = code
 
 
+class Unreachable(FineTuneError):
+    """No answer from the provider at all: refused, timed out, name not found, connection cut."""
+
+    def __init__(self, base_url: str, exc: httpx.TransportError) -> None:
+        reasons = {httpx.ConnectError: "connection failed", httpx.ConnectTimeout: "no connection within the timeout",
+                   httpx.ReadTimeout: "no answer within the timeout"}
+        reason = next((text for kind, text in reasons.items() if type(exc) is kind), type(exc).__name__)
+        super().__init__(None, f"cannot reach {base_url} ({reason})")
+
+
 class FineTuningAPI:
     def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None, retries: int = 5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 connect_timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 retries: int = 5, sleep: Callable[[float], None] = time.sleep) -> None:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout,
-                                  transport=transport, trust_env=False)
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + "/", headers=headers, transport=transport,
+                                  timeout=httpx.Timeout(timeout, connect=connect_timeout), trust_env=False)
         self._retries = retries
         self._sleep = sleep
         self.blips = 0
+        # A network error is a blip worth retrying only once the provider has answered.
+        self._reached = False
 
     def close(self) -> None:
         self._http.close()
@@ -48,11 +61,12 @@ class FineTuningAPI:
         for attempt in range(self._retries + 1):
             try:
                 response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError:
-                if attempt == self._retries or "files" in kwargs:
-                    raise
+            except httpx.TransportError as exc:
+                if not self._reached or attempt == self._retries or "files" in kwargs:
+                    raise Unreachable(self.base_url, exc) from None
                 self._blip(attempt)
                 continue
+            self._reached = True
             if response.status_code in RETRY_STATUSES and attempt < self._retries and method == "GET":
                 self._blip(attempt)
                 continue
@@ -120,7 +134,11 @@ def _error(response: httpx.Response) -> FineTuneError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return FineTuneError(response.status_code, str(error.get("message") or ""), error.get("code"))
-    return FineTuneError(response.status_code, f"HTTP {response.status_code} from the fine-tuning API")
+    # Not OpenAI's shape: show what the provider said, on one line and short (it may be an HTML page).
+    detail = body.get("detail") or body.get("message") if isinstance(body, dict) else None
+    text = str(detail if detail is not None else error if error is not None else response.text)
+    text = " ".join(text.split())[:300] or "(empty body)"
+    return FineTuneError(response.status_code, f"HTTP {response.status_code}: {text}")
 
 
 @dataclass

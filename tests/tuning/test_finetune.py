@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,50 @@ def test_missing_key_is_named(config, api_server):
     result = CliRunner().invoke(cli, ["finetune", "list", "--config", str(config)], env={"FT_TEST_KEY": ""})
     assert result.exit_code == 1 and "FT_TEST_KEY" in result.output
     assert json.dumps(api_server.requests) == "[]"
+
+
+def one_upstream_config(tmp_path: Path, base_url: str) -> Path:
+    path = tmp_path / "single.toml"
+    path.write_text(f'[upstreams.local]\nbase_url = "{base_url}"\n\n'
+                    '[routes.maid]\nupstream = "local"\nmodel = "m"\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("args", [["finetune", "list"], ["finetune", "follow", "ftjob-1"],
+                                  ["finetune", "cancel", "ftjob-1"],
+                                  ["finetune", "start", str(DATA / "valid.jsonl"), "--model", "gpt-4o-mini"]])
+def test_an_unreachable_provider_is_one_line_fast_and_names_the_upstream(tmp_path, args):
+    from ..fakes.servers import free_port
+
+    config = one_upstream_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1")
+    started = time.monotonic()
+    result = run(config, *args)
+    assert time.monotonic() - started < 5  # no retry loop against a provider that never answered
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: upstream 'local': cannot reach http://127.0.0.1:") and "base_url" in last
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
+
+
+def test_a_provider_that_is_not_openai_shaped_is_quoted(tmp_path):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from ..fakes.servers import ServerThread
+
+    async def not_found(request):
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+
+    with ServerThread(Starlette(routes=[Route("/{p:path}", not_found, methods=["GET", "POST"])])) as server:
+        result = run(one_upstream_config(tmp_path, server.url + "/v1"), "finetune", "list")
+    assert result.exit_code == 1
+    assert "the provider said: HTTP 404: Not Found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_with_one_upstream_every_command_uses_it(tmp_path, api_server):
+    config = one_upstream_config(tmp_path, f"{api_server.url}/v1")
+    result = run(config, "finetune", "list")
+    assert result.exit_code == 0, result.output
+    assert "No fine-tuning jobs." in result.output
