@@ -10,18 +10,27 @@ import click
 import httpx
 
 from ..config import Config
-from ..proxy.lifecycle import WARN_WITHIN_DAYS, shutdown_dates
+from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates
 from ..proxy.routing import RouteTable
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
 from .common import format_table, load
 
 
+class _AnyModel(frozenset[str]):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ANY_MODEL = _AnyModel()
+
+
 def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
     """What one upstream's ``GET /models`` says: reachable, model ids, shutdown dates."""
     settings = config.upstreams[name]
     if settings.kind == "demo":
-        return {"reachable": True, "models": None, "shutdowns": {}, "note": "built-in demo"}
+        # The built-in demo answers for any model id it is given.
+        return {"reachable": True, "models": ANY_MODEL, "shutdowns": {}, "note": "built-in demo"}
     upstream = config.upstream(name)
     if upstream.key_missing:
         return {"reachable": None, "models": None, "shutdowns": {}, "note": f"{settings.api_key_env} not set"}
@@ -58,6 +67,8 @@ def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
                 "model_exists": None if models is None else target.model in models,
                 "shutdown_date": date.isoformat() if date else None,
                 "days_left": (date - today).days if date else None,
+                "can_serve": bool(found["reachable"]) and (models is None or target.model in models)
+                and (date is None or date > today),
                 "few_shot_examples": len(target.few_shot) // 2,
                 "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
             })
@@ -73,18 +84,33 @@ def _yes(value: bool | None) -> str:
               help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def routes_command(config_file: str | None, as_json: bool) -> None:
-    """List routes and their targets: reachable, model present, shutdown date, few-shot cost."""
+    """List routes and their targets: reachable, model present, shutdown date, few-shot cost.
+
+    Exits 1 when a route has no target that can serve.
+    """
     rows = report(load(config_file), dt.date.today())
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        _print_table(rows)
+    dead = sorted({r["route"] for r in rows} - {r["route"] for r in rows if r["can_serve"]})
+    for route in dead:
+        click.echo(f"route {route}: no target can serve it (unreachable, key not set, model missing or retired)",
+                   err=True)
+    if dead:
+        raise SystemExit(1)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
     header = ("route", "#", "target", "reachable", "model", "shutdown", "few-shot")
     table = [header]
     for row in rows:
         days = row["days_left"]
-        shutdown = "-" if row["shutdown_date"] is None else f"{row['shutdown_date']} ({days} days)"
-        if days is not None and days <= WARN_WITHIN_DAYS:
-            shutdown += " !" if days > 0 else " RETIRED"
+        shutdown = "-" if days is None else f"{row['shutdown_date']} ({relative_days(days)})"
+        if days is not None and days <= 0:
+            shutdown = f"{row['shutdown_date']} (retired {relative_days(days).replace('in ', '')})"
+        elif days is not None and days <= WARN_WITHIN_DAYS:
+            shutdown += " !"
         shots = f"{row['few_shot_examples']} ex, {row['few_shot_tokens']} tok" if row["few_shot_examples"] else "-"
         reach = _yes(row["reachable"]) + (f" ({row['note']})" if row["note"] else "")
         table.append((row["route"], str(row["target"]), f"{row['upstream']}/{row['model']}", reach,

@@ -87,15 +87,23 @@ class Lifecycle:
                 date = self.shutdown_date(target)
                 if date is None or (date - today).days > WARN_WITHIN_DAYS:
                     continue
-                days = (date - today).days
-                when = f"in {days} days" if days > 0 else "today" if days == 0 else f"{-days} days ago"
+                when = relative_days((date - today).days)
                 role = "primary" if target.index == 0 else f"fallback {target.index}"
                 lines.append(f"route {route.name}: {role} {target.label} shuts down on {date} ({when})"
                              + ("; add a fallback" if len(route.targets) == 1 else ""))
         return lines
 
     def next_shutdown(self, route: Route) -> dt.date | None:
-        return self.shutdown_date(route.targets[0]) if route.targets else None
+        """The earliest coming shutdown among the targets that can still serve; None when none is known."""
+        today = self._today()
+        dates = [d for d in map(self.shutdown_date, route.targets) if d is not None and d > today]
+        return min(dates, default=None)
+
+
+def relative_days(days: int) -> str:
+    """``in 3 days``, ``in 1 day``, ``today``, ``1 day ago``."""
+    unit = "day" if abs(days) == 1 else "days"
+    return f"in {days} {unit}" if days > 0 else "today" if days == 0 else f"{-days} {unit} ago"
 
 
 def log_warnings(lifecycle: Lifecycle, routes: Iterable[Route]) -> None:

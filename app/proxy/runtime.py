@@ -172,11 +172,14 @@ async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mappin
                        interval: float = 86_400.0) -> None:
     """Learn shutdown dates from the upstreams at start and daily, and warn about retirements."""
     used = {target.upstream for route in routes for target in route.targets}
+    async def learn(name: str) -> None:
+        models = await clients[name].get_json("models")
+        if models is not None:
+            lifecycle.learn(name, models)
+
     while True:
-        for name in sorted(used):
-            models = await clients[name].get_json("models")
-            if models is not None:
-                lifecycle.learn(name, models)
+        # Concurrently, each learned as it arrives: an unreachable upstream delays nobody else.
+        await asyncio.gather(*(learn(name) for name in sorted(used)))
         log_warnings(lifecycle, routes)
         await asyncio.sleep(interval)
 

@@ -132,3 +132,24 @@ def serve_process(args: list[str], *, env: dict[str, str] | None = None,
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.output = proc.communicate(timeout=20)[0]  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A loopback port that never completes a connection: a listener with its queue full drops SYNs."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        fillers.append(sock)
+    time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        for sock in [*fillers, hole]:
+            sock.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import httpx
 import pytest
 
+from ..fakes.servers import black_hole
 from ..fakes.upstream import Gate, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
@@ -54,19 +54,7 @@ def test_stall_mid_stream_ends_with_an_error_event(make_proxy, fake):
 
 
 def test_black_holed_connect_is_504_within_the_connect_timeout(make_proxy):
-    # A listener that never accepts, with its queue full: further SYNs are dropped.
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(0)
-    port = hole.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", port))
-        fillers.append(s)
-    time.sleep(0.1)
-    try:
+    with black_hole() as port:
         proxy = make_proxy(
             '[routes.hole]\nupstream = "hole"\nmodel = "m"\n',
             extra_upstreams=f'[upstreams.hole]\nbase_url = "http://127.0.0.1:{port}/v1"\nconnect_timeout = 0.3\n',
@@ -75,10 +63,6 @@ def test_black_holed_connect_is_504_within_the_connect_timeout(make_proxy):
         with proxy.http() as http:
             resp = http.post("/v1/chat/completions", json={**CHAT, "model": "hole"})
         elapsed = time.monotonic() - started
-    finally:
-        for s in fillers:
-            s.close()
-        hole.close()
     assert resp.status_code == 504
     assert "did not accept a connection within 0.3 s" in resp.json()["error"]["message"]
     assert elapsed < 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import pytest
 
@@ -107,3 +108,39 @@ def test_start_up_learns_shutdown_dates_warns_and_lists_them(make_proxy, fake, c
                 break
     assert listed["shutdown_date"] == soon
     assert f"shuts down on {soon} (in 10 days); add a fallback" in caplog.text
+
+
+def test_next_shutdown_is_that_of_a_target_that_can_still_serve():
+    today = [dt.date(2027, 2, 1)]
+    life = Lifecycle(today=lambda: today[0])
+    retired, undated = target(0, "ft:old", dt.date(2027, 1, 14)), target(1, "gpt-4.1-mini")
+    assert life.next_shutdown(route_with(retired, undated)) is None  # the past date is not shown
+    dated = target(1, "gpt-4.1-mini", dt.date(2027, 7, 1))
+    assert life.next_shutdown(route_with(retired, dated)) == dt.date(2027, 7, 1)
+    today[0] = dt.date(2027, 1, 13)
+    assert life.next_shutdown(route_with(retired, dated)) == dt.date(2027, 1, 14)
+    assert life.warnings([route_with(target(0, "x", dt.date(2027, 1, 14)))])[0].endswith("(in 1 day); add a fallback")
+    today[0] = dt.date(2027, 1, 15)
+    assert "(1 day ago)" in life.warnings([route_with(target(0, "x", dt.date(2027, 1, 14)))])[0]
+
+
+def test_start_up_reads_the_upstreams_concurrently(make_proxy, fake):
+    from ..fakes.servers import black_hole
+
+    soon = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    fake.models = [{"id": "m-fake", "object": "model", "created": 1, "owned_by": "u", "shutdown_date": soon}]
+    with black_hole() as port:
+        # Sorted first, the hole would hold up a sequential read for its whole connect timeout.
+        proxy = make_proxy('[routes.aaa]\nupstream = "aaa-hole"\nmodel = "m-hole"\n\n'
+                           '[routes.maid]\nupstream = "fake"\nmodel = "m-fake"\n', check_models=True,
+                           extra_upstreams=f'[upstreams.aaa-hole]\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                                           'connect_timeout = 5\n')
+        started = time.monotonic()
+        with proxy.http() as http:
+            while time.monotonic() - started < 4:
+                listed = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
+                if "shutdown_date" in listed["maid"]:
+                    break
+                time.sleep(0.05)
+        assert listed["maid"].get("shutdown_date") == soon
+        assert time.monotonic() - started < 3  # not after the hole's 5 s connect timeout
