@@ -12,9 +12,8 @@ from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from ..ops.logs import REQUEST_ID, new_request_id
 from .auth import KEY_ID_SCOPE, bearer_token
-from .errors import AuthenticationFailed, NotFound, ProxyError, render, render_unexpected
+from .errors import AuthenticationFailed, NotFound, ProxyError, log_rejected, render, render_unexpected
 from .guard import ClientGone
 from .request import parse_chat_request, read_body
 from .routing import Route
@@ -74,17 +73,12 @@ class ChatEndpoint:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        offered = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        request_id = new_request_id(offered)
-        token = REQUEST_ID.set(request_id)
         started = False
-        id_header = (b"x-request-id", request_id.encode())
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message["headers"], id_header]
             await send(message)
 
         try:
@@ -92,7 +86,7 @@ class ChatEndpoint:
             await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send,
                                      scope.get(KEY_ID_SCOPE))
         except ProxyError as err:
-            err.headers["x-request-id"] = request_id
+            log_rejected("POST", CHAT_PATH, err)
             await render(err)(scope, receive, send)
         except ClientGone:
             pass  # hung up while sending its request: nobody to answer
@@ -101,8 +95,6 @@ class ChatEndpoint:
             logger.error("unhandled error on %s", CHAT_PATH, exc_info=exc)
             if not started:
                 await render_unexpected()(scope, receive, send)
-        finally:
-            REQUEST_ID.reset(token)
 
 
 async def _chat_via_router(request: Request) -> Response:

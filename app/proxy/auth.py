@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import AuthenticationFailed, render
+from .errors import AuthenticationFailed, log_rejected, render
 
 # /metrics checks the admin key itself.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
@@ -85,4 +85,5 @@ class ProxyKeyAuth:
             scope[KEY_ID_SCOPE] = key_id
             return await self.app(scope, receive, send)
         error.headers["www-authenticate"] = "Bearer"
+        log_rejected(scope["method"], scope["path"], error)
         await render(error)(scope, receive, send)

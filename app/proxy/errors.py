@@ -33,6 +33,8 @@ class ProxyError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    # Set once an access line has told of this error, so it is never logged twice.
+    logged = False
 
     def __init__(
         self,
@@ -143,8 +145,18 @@ _STATUS_ERRORS: dict[int, type[ProxyError]] = {
 }
 
 
+def log_rejected(method: str, path: str, err: ProxyError) -> None:
+    """One line for a request refused before it reached an upstream (never the key or the body)."""
+    if not err.logged:
+        err.logged = True
+        logger.info("rejected %s %s status=%d code=%s", method, path[:200], err.status, err.code,
+                    extra={"fields": {"method": method, "path": path[:200], "status": err.status,
+                                      "code": err.code}})
+
+
 async def handle_proxy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProxyError)
+    log_rejected(request.method, request.url.path, exc)
     return render(exc)
 
 
@@ -162,6 +174,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         err = cls(str(exc.detail))
         err.status = exc.status_code
     err.headers.update(exc.headers or {})
+    log_rejected(request.method, request.url.path, err)
     return render(err)
 
 

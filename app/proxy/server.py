@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Config, is_loopback
+from ..ops.logs import REQUEST_ID, new_request_id
 from ..ops.metrics import Metrics
 from .api import CHAT_PATH, ROUTES
 from .auth import ProxyKeyAuth, ProxyKeys
@@ -33,17 +34,28 @@ class ProxyApp(FastAPI):
     runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = self.runtime
-        if (
-            runtime is not None
-            and runtime.chat_asgi is not None
-            and scope["type"] == "http"
-            and scope["path"] == CHAT_PATH
-            and scope["method"] == "POST"
-        ):
-            await runtime.chat_asgi(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        # Every HTTP request gets an id first, so even a refused one is logged and answered with it.
+        offered = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = new_request_id(offered)
+        token = REQUEST_ID.set(request_id)
+        id_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], id_header]
+            await send(message)
+
+        try:
+            runtime = self.runtime
+            if runtime is not None and runtime.chat_asgi is not None and scope["path"] == CHAT_PATH \
+                    and scope["method"] == "POST":
+                await runtime.chat_asgi(scope, receive, send_with_id)
+            else:
+                await super().__call__(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 def create_app(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -52,7 +53,7 @@ class ChatService:
                     key_id: str | None = None) -> None:
         """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
-        exchange = _Exchange(route, key_id, self.metrics)
+        exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")))
         try:
             async with Guard(receive) as guard:
                 upstream = await self._open(route, body, headers, guard, exchange)
@@ -64,6 +65,7 @@ class ChatService:
             exchange.error, exchange.error_code = "client disconnected", "client_disconnected"
         except ProxyError as err:
             exchange.status, exchange.error, exchange.error_code = err.status, err.message, err.code
+            err.logged = exchange.plan is not None  # the access line below tells of it
             raise
         except asyncio.CancelledError:
             # The server is shutting down and its grace period is over.
@@ -91,6 +93,8 @@ class ChatService:
             exchange.plan, exchange.client, exchange.failover = plan, client, position > 0
             if body.get("stream") and client.settings.stream_usage:
                 exchange.strip_usage = ask_for_usage(plan.body)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("upstream request target=%s body=%s", target.label, body_preview(plan.body))
             guard.expect("first_byte", client.settings.first_byte_timeout)
             try:
                 return await client.post("chat/completions", orjson.dumps(plan.body),
@@ -119,8 +123,9 @@ def ask_for_usage(body: dict[str, Any]) -> bool:
 class _Exchange:
     """One request's relay state, kept for the access log, metrics and usage records."""
 
-    def __init__(self, route: Route, key_id: str | None, metrics: Metrics | None) -> None:
+    def __init__(self, route: Route, key_id: str | None, metrics: Metrics | None, *, wants_stream: bool) -> None:
         self.route = route
+        self.wants_stream = wants_stream
         self.key_id = key_id
         self.metrics = metrics
         self.client: UpstreamClient | None = None
@@ -186,7 +191,7 @@ class _Exchange:
         return Completed(
             time=time.time(), route=self.route.name, upstream=self.plan.upstream,
             model=str(self.plan.body.get("model") or target.model), kind="task" if self.plan.task else "chat",
-            stream=stream is not None, status=self.status,
+            stream=self.wants_stream, status=self.status,
             error_code=self.error_code or ("stream_error" if stream is not None and stream.error else None),
             key_id=self.key_id, user_id=self.plan.caller.user_id,
             prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens")),
@@ -199,20 +204,50 @@ class _Exchange:
             return
         duration = (time.monotonic() - self.started) * 1000
         stream = self.stream
-        if stream is None:
-            detail = "stream=no"
-        else:
-            ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
-            detail = f"stream=yes events={stream.events} done={stream.done} ttfb_ms={ttfb:.1f}"
-        error = self.error or (stream.error if stream else None)
         plan = self.plan
         if plan is None:
             return
-        who = "".join(f" {k}={v}" for k, v in (("task", plan.task), ("user", plan.caller.user_id),
-                                                 ("chat", plan.caller.chat_id)) if v)
-        logger.info("%s route=%s target=%s status=%d %s duration_ms=%.1f%s%s",
-                    "task" if plan.task else "chat", self.route.name, plan.target.label, self.status, detail,
-                    duration, who, f" error={error!r}" if error else "")
+        fields: dict[str, Any] = {"kind": "task" if plan.task else "chat", "route": self.route.name,
+                                  "target": plan.target.label, "status": self.status,
+                                  "stream": self.wants_stream, "duration_ms": round(duration, 1)}
+        if stream is not None:
+            ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
+            fields.update(events=stream.events, done=stream.done, ttfb_ms=round(ttfb, 1))
+        usage = (stream.usage if stream is not None else self.usage) or {}
+        for name in ("prompt_tokens", "completion_tokens"):
+            if _count(usage.get(name)) is not None:
+                fields[name] = usage[name]
+        for name, value in (("task", plan.task), ("user", plan.caller.user_id), ("chat", plan.caller.chat_id),
+                            ("error", self.error or (stream.error if stream else None))):
+            if value:
+                fields[name] = value
+        text = " ".join(f"{k}={v!r}" if k == "error" else f"{k}={_yes_no(v)}" for k, v in fields.items()
+                        if k != "kind")
+        logger.info("%s %s", fields["kind"], text, extra={"fields": fields})
+
+
+def _yes_no(value: Any) -> Any:
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
+SECRET_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|authorization)$", re.IGNORECASE)
+PREVIEW_CHARS = 200
+
+
+def body_preview(body: Any) -> str:
+    """The upstream body for a debug line: secret-looking fields redacted, long strings cut short."""
+    def shorten(value: Any, key: str = "") -> Any:
+        if SECRET_FIELD.search(key):
+            return "[redacted]"
+        if isinstance(value, dict):
+            return {k: shorten(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shorten(v) for v in value]
+        if isinstance(value, str) and len(value) > PREVIEW_CHARS:
+            return f"{value[:PREVIEW_CHARS]}…(+{len(value) - PREVIEW_CHARS} chars)"
+        return value
+
+    return orjson.dumps(shorten(body)).decode()
 
 
 def _count(value: Any) -> int | None:

@@ -59,3 +59,56 @@ def test_new_request_id():
     assert new_request_id(b"x" * 65).startswith("req_")
     assert new_request_id(b"a\nb").startswith("req_")
     assert new_request_id(None) != new_request_id(None)
+
+
+def test_every_refused_request_leaves_one_line_with_status_code_and_request_id(proxy, log_lines):
+    with proxy.http() as http:
+        answers = [
+            http.post("/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer wrong-key-canary"}),
+            http.post("/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}),
+            http.post("/v1/chat/completions", json={**CHAT, "model": "nobody"}),
+            http.post("/v1/chat/completions", content=b"x" * (9 * 1024 * 1024),
+                      headers={"content-type": "application/json"}),
+            http.post("/v1/chat/completions", content=b"{}", headers={"content-type": "text/plain"}),
+            http.get("/v1/nothing-here"),
+        ]
+    refused = [line for line in log_lines() if line["message"].startswith("rejected ")]
+    assert [(a.status_code, a.headers["x-request-id"]) for a in answers] == [
+        (line["status"], line["request_id"]) for line in refused]
+    assert [line["status"] for line in refused] == [401, 400, 404, 413, 415, 404]
+    assert refused[2]["code"] == "model_not_found" and refused[0]["code"] == "invalid_api_key"
+    assert "wrong-key-canary" not in json.dumps(log_lines())
+
+
+def test_json_access_lines_have_their_fields_as_json(proxy, fake, log_lines):
+    from ..fakes.upstream import Reply, completion
+
+    fake.enqueue(Reply(body=json.dumps(completion("m")).encode()))
+    with proxy.http() as http:
+        http.post("/v1/chat/completions", json=CHAT, headers={"x-openwebui-user-id": "u-1",
+                                                               "x-openwebui-chat-id": "c-9"})
+    (line,) = [line for line in log_lines() if line.get("kind") == "chat"]
+    assert (line["route"], line["status"], line["stream"], line["user"], line["chat"]) == ("maid", 200, False,
+                                                                                         "u-1", "c-9")
+    assert line["target"].startswith("fake/") and line["duration_ms"] >= 0
+    assert (line["prompt_tokens"], line["completion_tokens"]) == (5, 2)
+
+
+def test_debug_shows_the_upstream_body_with_the_persona_redacted_and_cut_short(proxy, fake, caplog):
+    caplog.set_level(logging.DEBUG, logger="app.proxy.serving")
+    long = "很長" * 500
+    with proxy.http() as http:
+        http.post("/v1/chat/completions", json={**CHAT, "messages": [{"role": "user", "content": long}],
+                                                "metadata": {"access_token": "tok-canary"}})
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("upstream request")]
+    assert "你是一個可愛的女僕機器人" in line and '"temperature":0.8' in line  # persona and params applied
+    assert "(+800 chars)" in line and long not in line
+    assert "tok-canary" not in line and "[redacted]" in line
+
+
+def test_a_stream_that_fails_before_its_first_byte_is_logged_as_a_stream(proxy, fake, log_lines):
+    fake.enqueue(error_reply(500, "boom", "server_error"))
+    with proxy.http() as http:
+        http.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    (line,) = [line for line in log_lines() if line.get("kind") == "chat"]
+    assert line["stream"] is True and line["status"] == 500

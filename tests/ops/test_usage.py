@@ -160,3 +160,12 @@ def test_usage_on_a_chunk_with_choices_is_recorded_and_kept_from_a_client_that_d
     assert '"usage"' in asked and '"cost"' in asked  # asked for: relayed as sent
     rows = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 2)
     assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [(11, 3), (11, 3)]
+
+
+def test_a_stream_refused_before_its_first_byte_is_recorded_as_a_stream(make_proxy, fake, tmp_path):
+    proxy = make_proxy()
+    fake.enqueue(error_reply(503, "overloaded", "server_error"))
+    with proxy.http() as http:
+        assert http.post("/v1/chat/completions", json={**CHAT, "stream": True}).status_code == 503
+    (row,) = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 1)
+    assert (row["stream"], row["status"]) == (1, 503)
