@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import socket
 from typing import Any
 
 import click
@@ -37,12 +39,13 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     server = config.server
     setup_logging(server.log_level, server.log_format)
     options = uvicorn_options(server)
+    sock = bind(server.host, server.port)
     if workers == 1:
         from ..proxy.server import create_app
 
         app = create_app(config)
         _freeze_startup_objects()
-        uvicorn.Server(uvicorn.Config(app, **options)).run()
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         return
     # Workers are separate processes: they rebuild the app from the same
     # file, with the command-line overrides passed on as environment.
@@ -51,7 +54,31 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     for key, value in overrides.items():
         if value is not None:
             os.environ[f"PERSONA_PROXY_{key.upper()}"] = str(value)
-    uvicorn.run("app.cli.serve:worker_app", factory=True, workers=workers, **options)
+    from .workers import Supervisor
+
+    uv_config = uvicorn.Config("app.cli.serve:worker_app", factory=True, workers=workers, **options)
+    Supervisor(uv_config, sockets=[sock]).run()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a busy port is one clear line."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise UserError(f"cannot listen on {host}: no such address; check --host or server.host") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"{where} is already in use: stop what is listening there, or pick another "
+                            "port with --port (or server.port)") from None
+        raise UserError(f"cannot listen on {where}: {exc.strerror}; check --host and --port") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def uvicorn_options(server: ServerSettings) -> dict[str, Any]:

@@ -126,8 +126,13 @@ class Runtime:
         except Exception as exc:  # e.g. an unreadable few-shot file: the old config stays
             logger.error("config reload rejected, still serving the previous config: %s", type(exc).__name__)
             return False
-        if config.server != self.config.server:
-            logger.warning("config reload: [server] changes take effect at the next restart")
+        # Keys are swapped in below (from the variables the new file names); the rest of
+        # [server] shapes the listening socket and the process, so it waits for a restart.
+        changed = sorted(name for name in type(config.server).model_fields
+                         if name not in ("api_keys_env", "admin_keys_env")
+                         and getattr(config.server, name) != getattr(self.config.server, name))
+        if changed:
+            logger.warning("config reload: server.%s take(s) effect at the next restart", ", server.".join(changed))
         old = self.clients
         self._install(config, routes, self._new_clients(config))
         self._retired.append(old)

@@ -82,3 +82,18 @@ def test_uvicorn_options_trust_forwarded_headers_only_when_configured():
     trusted = uvicorn_options(ServerSettings(forwarded_allow_ips=["10.0.0.2"], shutdown_grace=5))
     assert trusted["proxy_headers"] is True and trusted["forwarded_allow_ips"] == ["10.0.0.2"]
     assert trusted["timeout_graceful_shutdown"] == 5
+
+
+def test_a_busy_port_is_one_line_and_nothing_starts(tmp_path: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "app", "serve", "--port", str(port)], capture_output=True,
+                                text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"Error: 127.0.0.1:{port} is already in use: stop what is listening there, "
+                                     "or pick another port with --port (or server.port)")
+    assert "startup complete" not in result.stdout + result.stderr and "Traceback" not in result.stderr

@@ -129,3 +129,48 @@ async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
             return ids
         await asyncio.sleep(0.05)
     return ids
+
+
+def test_sighup_to_the_parent_reloads_every_worker_in_place(tmp_path, fake):
+    port = free_port()
+    config = tmp_path / "config.toml"
+    write_config(config, fake.url, port, "first persona")
+    gate = Gate(timeout=20)
+    fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
+                               b"data: [DONE]\n\n"]))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config), "--workers", "2"],
+                            env={**os.environ, "PERSONA_PROXY_API_KEYS": ""},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+
+        async def scenario() -> tuple[str, list[list[str]]]:
+            async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
+                    http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
+                lines = resp.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data: "):
+                        break
+                write_config(config, fake.url, port, "second persona",
+                             '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
+                proc.send_signal(signal.SIGHUP)  # the parent only
+                await asyncio.sleep(1.0)
+                # New connections each time, so both workers answer some of them.
+                seen = []
+                for _ in range(12):
+                    async with httpx.AsyncClient(base_url=base, timeout=5) as fresh:
+                        seen.append([m["id"] for m in (await fresh.get("/v1/models")).json()["data"]])
+                gate.open()
+                rest = "\n".join([line async for line in lines])
+            return rest, seen
+
+        rest, seen = asyncio.run(scenario())
+    finally:
+        gate.open()
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert all(ids == ["maid", "maid-2"] for ids in seen), seen
+    assert '"b"' in rest and rest.rstrip().endswith("data: [DONE]")  # the open stream was not cut
+    assert output.count("config reloaded") == 2, output  # once in each worker
+    assert "restarting processes" not in output  # uvicorn's own SIGHUP answer replaces the workers
