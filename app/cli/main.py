@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .check import check_command
 from .dataset import dataset
 from .finetune import finetune
 from .route import route
@@ -23,5 +24,5 @@ def main() -> None:
     cli(prog_name="persona-proxy")
 
 
-for command in (serve, dataset, route, finetune, routes_command, usage_command):
+for command in (serve, check_command, dataset, route, finetune, routes_command, usage_command):
     cli.add_command(command)
