@@ -8,7 +8,7 @@ import click
 
 from ..config import ConfigError
 from ..config.editing import upsert_route
-from .common import UserError
+from .common import CONFIG_ENV, UserError
 from .dataset import dominant_prompt
 
 
@@ -25,8 +25,8 @@ def route() -> None:
 @click.option("--system-prompt-from", "prompt_from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               metavar="DATASET", help="Take the prompt most examples of this JSONL were trained with.")
 @click.option("--display-name", help="Name shown in model pickers.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="config.toml", show_default=True, help="Config file to edit.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar=CONFIG_ENV,
+              default="config.toml", show_default=True, help=f"Config file to edit (or ${CONFIG_ENV}).")
 def route_add(name: str, model_id: str, upstream: str | None, system_prompt: str | None,
               prompt_from: Path | None, display_name: str | None, config_path: Path) -> None:
     """Add route NAME (or update it), keeping the config file's comments and layout."""
