@@ -27,7 +27,8 @@ def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettin
     finally:
         db.close()
     totals: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": []})
+        "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": [],
+        "priced": False})
     for group, model, *counts in rows:
         # PostgreSQL sums to NUMERIC (Decimal); SQLite to int.
         requests, errors, prompt, completion = (int(c or 0) for c in counts)
@@ -41,8 +42,16 @@ def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettin
             if prompt or completion:
                 entry["unpriced"].append(model)
         else:
+            entry["priced"] = True
             entry["cost_usd"] += prompt * price.input / 1e6 + completion * price.output / 1e6
     return [{by: group, **values, "cost_usd": round(values["cost_usd"], 6)} for group, values in totals.items()]
+
+
+def _cost(value: float, unpriced: bool | list[str], priced: bool) -> tuple[str, str]:
+    """The cost cell (``-`` when nothing in it had a price) and its mark (``*`` for a partial sum)."""
+    if unpriced and not priced:
+        return "-", ""
+    return f"{value:.4f}", "*" if unpriced else ""
 
 
 @click.command("usage")
@@ -69,16 +78,17 @@ def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    header = (by, "requests", "errors", "prompt tok", "completion tok", "cost USD")
+    header = (by, "requests", "errors", "prompt tok", "completion tok", "cost USD", "")
     table = [header] + [(r[by], str(r["requests"]), str(r["errors"]), f"{r['prompt_tokens']:,}",
-                         f"{r['completion_tokens']:,}",
-                         f"{r['cost_usd']:.4f}" + (" *" if r["unpriced"] else "")) for r in rows]
+                         f"{r['completion_tokens']:,}", *_cost(r["cost_usd"], r["unpriced"], r["priced"]))
+                        for r in rows]
     if rows:
         total = {key: sum(r[key] for r in rows) for key in ("requests", "errors", "prompt_tokens",
                                                              "completion_tokens", "cost_usd")}
         table.append(("total", str(total["requests"]), str(total["errors"]), f"{total['prompt_tokens']:,}",
-                      f"{total['completion_tokens']:,}", f"{total['cost_usd']:.4f}"))
+                      f"{total['completion_tokens']:,}", *_cost(total["cost_usd"], any(r["unpriced"] for r in rows),
+                                                               any(r["priced"] for r in rows))))
     for line in format_table(table, numbers=True):
         click.echo(line)
     if any(r["unpriced"] for r in rows):
-        click.echo("* some models have no [prices.MODEL] entry; their tokens are not in the cost")
+        click.echo('- or *: (some) models have no [prices."MODEL"] entry; their tokens are not in the cost')

@@ -115,9 +115,9 @@ output = 1.20
     by_route = json.loads(runner.invoke(cli, ["usage", "--config", str(config), "--json"]).output)
     assert by_route == [
         {"route": "maid", "requests": 2, "errors": 0, "prompt_tokens": 4000, "completion_tokens": 2000,
-         "cost_usd": round(4000 * 0.3 / 1e6 + 2000 * 1.2 / 1e6, 6), "unpriced": []},
+         "cost_usd": round(4000 * 0.3 / 1e6 + 2000 * 1.2 / 1e6, 6), "unpriced": [], "priced": True},
         {"route": "mini", "requests": 1, "errors": 1, "prompt_tokens": 0, "completion_tokens": 0,
-         "cost_usd": 0.0, "unpriced": []},
+         "cost_usd": 0.0, "unpriced": [], "priced": False},
     ]
     by_key = json.loads(runner.invoke(cli, ["usage", "--config", str(config), "--by", "key", "--json"]).output)
     assert {r["key"]: r["requests"] for r in by_key} == {"key-a": 2, "key-b": 1}
@@ -126,6 +126,30 @@ output = 1.20
     assert "1,000,999" in table.output  # the 40-day-old row counts within 90 days
     bad = runner.invoke(cli, ["usage", "--config", str(config), "--since", "yesterday"])
     assert bad.exit_code == 1 and "--since takes" in bad.output
+
+
+def test_the_cost_column_lines_up_and_shows_a_dash_for_unpriced_models(tmp_path):
+    from app.ops.usage import SqliteStore
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[upstreams.fake]\nbase_url = "http://127.0.0.1:9/v1"\n[routes.maid]\nupstream = "fake"\n'
+                      f'model = "{FT_MODEL}"\n[usage]\npath = "u.sqlite3"\n[prices."{FT_MODEL}"]\ninput = 0.3\n'
+                      'output = 1.2\n', encoding="utf-8")
+    store = SqliteStore(tmp_path / "u.sqlite3")
+    now = time.time()
+    store.write([(now - 9, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 1000, 500, None, 1.0, 0),
+                 (now - 8, "mystery", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 70, 7, None, 1.0, 0),
+                 (now - 7, "mixed", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0),
+                 (now - 6, "mixed", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0)])
+    store.reset()
+    lines = CliRunner().invoke(cli, ["usage", "--config", str(config)]).output.splitlines()
+    cells = {line.split()[0]: line for line in lines[1:5]}
+    assert cells["mystery"].endswith(" -") and cells["maid"].endswith(" 0.0009")
+    assert cells["mixed"].endswith("0.0000  *") and cells["total"].endswith("0.0009  *")
+    # Right-aligned: every cost ends in the same column, the marks in a column of their own.
+    assert len({len(cells[name]) for name in ("maid", "mystery")}) == 1
+    assert len({len(cells[name]) for name in ("mixed", "total")}) == 1
+    assert "no [prices" in lines[-1]
 
 
 def test_since_epoch():
