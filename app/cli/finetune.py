@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,17 @@ def follow_command(job_id: str, route_name: str | None, prompt_from: Path | None
 
 @finetune.command("list")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the provider's job objects as JSON.")
 @UPSTREAM_OPTION
 @CONFIG_OPTION
-def list_jobs(limit: int, upstream: str | None, config_file: str | None) -> None:
+def list_jobs(limit: int, as_json: bool, upstream: str | None, config_file: str | None) -> None:
     """List recent fine-tuning jobs."""
     config = load(config_file)
     with _provider_errors(config, upstream):
         jobs = _api(config, upstream).jobs(limit)
+    if as_json:
+        click.echo(json.dumps(jobs, indent=2, ensure_ascii=False))
+        return
     for job in jobs:
         click.echo(f"{job['id']}  {job.get('status', '?'):<16} {job.get('model', '')}  "
                    f"{job.get('fine_tuned_model') or ''}")

@@ -51,7 +51,9 @@ def summary(report: DatasetReport, model: str | None, epochs: int | None = None)
             "epochs": epochs,
             "billed_tokens": trained * epochs,
             "estimated_cost_usd": round(trained * epochs * price / 1e6, 2) if price is not None else None,
+            "price_known": price is not None,
         },
+        "duplicates": {"exact": report.counts["duplicate"], "near": report.counts["near_duplicate"]},
         "system_prompts": {
             "distinct": len(report.system_prompts),
             "dominant": report.dominant_system_prompt,
@@ -76,6 +78,7 @@ def render(data: dict[str, Any]) -> str:
         ("tokens in total", f"{t['total']:,}"),
         ("counted with", t["counted_with"]),
         ("system prompts", f"{sp['distinct']} distinct, {sp['missing']} examples without one"),
+        ("duplicates", f"{data['duplicates']['exact']} exact, {data['duplicates']['near']} near"),
         ("epochs (default)", str(tr["epochs"])),
         ("billed tokens", f"{tr['billed_tokens']:,}"),
         ("training cost", cost),
@@ -84,6 +87,9 @@ def render(data: dict[str, Any]) -> str:
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     if sp["dominant"] is not None:
         lines.append(f"{'dominant prompt'.ljust(width)}  {sp['dominant']!r} ({sp['dominant_count']} examples)")
+    if tr["model"] and not tr["price_known"]:
+        lines.append(f"{'note'.ljust(width)}  no training price known for {tr['model']!r}: the cost is not "
+                     f"estimated (known: {', '.join(sorted(TRAINING_PRICE))})")
     lines += _findings("ERROR", data["errors"], data["error_counts"])
     lines += _findings("warning", data["warnings"], data["warning_counts"])
     verdict = "OK: the provider should accept this file." if data["valid"] else \

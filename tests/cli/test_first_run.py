@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -45,3 +47,15 @@ def test_the_image_and_compose_agree_on_the_config_folder_and_the_data_volume():
     assert "- ./config:/config:ro" in compose and re.search(r"- persona-data:/data\n", compose)
     kube = (REPO / "deploy" / "kubernetes" / "persona-proxy.yaml").read_text(encoding="utf-8")
     assert "mountPath: /data" in kube and "readOnlyRootFilesystem: true" in kube
+
+
+def test_the_readmes_sdk_snippet_runs_offline_as_written(tmp_path: Path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it from the OpenAI SDK", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {k: v for k, v in os.environ.items() if k != "PERSONA_PROXY_API_KEYS"}
+    with serve_process([], env=env, cwd=tmp_path) as (_, base):
+        script = snippet.replace("http://127.0.0.1:8080/v1", base + "/v1")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("主人") >= 2  # the plain answer and the streamed one

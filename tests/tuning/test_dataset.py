@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 from app.tuning.dataset import check_dataset, example_problems
-from app.tuning.report import default_epochs, summary
+from app.tuning.report import default_epochs, render, summary
 from app.tuning.tokens import _estimate, load_counter
 
-from ..conftest import DATA, SHARED_DATASET
+from ..conftest import DATA, REPO, SHARED_DATASET
 
 MODEL = "gpt-4o-mini-2024-07-18"
 MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
@@ -160,3 +160,22 @@ def test_example_problems_unit():
     assert example_problems({"messages": [{"role": "user", "content": "a"},
                                           {"role": "assistant", "content": "b"}]}) == []
     assert ("missing_messages", "missing 'messages' list") in example_problems({"messages": []})
+
+
+def test_exact_counts_are_part_of_the_default_install():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = {dep.split(">")[0].split("[")[0] for dep in project["dependencies"]}
+    assert {"tiktoken", "bpe-openai"} <= needed  # not behind an extra
+    counter = load_counter()
+    assert counter.exact and counter.source == "tiktoken o200k_base"
+
+
+def test_the_summary_counts_duplicates_and_notes_an_unpriced_model():
+    data = summary(check_dataset(DATA / "warnings.jsonl", load_counter()), "gpt-9-nano")
+    assert data["duplicates"]["exact"] >= 1 and data["training"]["price_known"] is False
+    text = render(data)
+    assert f"duplicates          {data['duplicates']['exact']} exact," in text
+    assert "no training price known for 'gpt-9-nano'" in text
+    assert "no training price" not in render(summary(check_dataset(DATA / "valid.jsonl", load_counter()), MODEL))

@@ -114,6 +114,8 @@ def test_follow_survives_network_blips_and_list_and_cancel(config, api_server):
     assert "status: succeeded" in followed.output
     listed = run(config, "finetune", "list")
     assert job_id in listed.output and "succeeded" in listed.output
+    as_json = json.loads(run(config, "finetune", "list", "--json").output)
+    assert [(j["id"], j["status"]) for j in as_json] == [(job_id, "succeeded")]
     run(config, "finetune", "start", str(DATA / "valid.jsonl"), "--model", "gpt-4o-mini-2024-07-18", "--no-follow")
     second = list(api_server.jobs)[-1]
     cancelled = run(config, "finetune", "cancel", second)
