@@ -70,6 +70,11 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Reverse proxies whose X-Forwarded-For/-Proto are trusted (none by default).",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (e.g. https://chat.example.com) allowed to call the proxy directly; "
+        "none by default. Preflights are answered and CORS headers added for these only.",
+    )
     forward_user_id: bool = Field(
         default=False,
         description="Send Open WebUI's X-OpenWebUI-User-Id upstream as the 'user' field "
@@ -85,6 +90,15 @@ class ServerSettings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or JSON.")
+
+    @model_validator(mode="after")
+    def _origins_are_origins(self) -> ServerSettings:
+        for origin in self.cors_origins:
+            scheme, _, rest = origin.partition("://")
+            if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+                raise ValueError(f"cors_origins: {origin!r} is not an origin; write it like "
+                                 "https://chat.example.com (scheme and host, optional port, no path)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.types import Message, Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Config, is_loopback
@@ -32,6 +33,8 @@ class ProxyApp(FastAPI):
     """
 
     runtime: Runtime | None = None
+    # What an HTTP request goes through after getting its id: _route, or CORS around it.
+    http_entry: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,14 +51,17 @@ class ProxyApp(FastAPI):
             await send(message)
 
         try:
-            runtime = self.runtime
-            if runtime is not None and runtime.chat_asgi is not None and scope["path"] == CHAT_PATH \
-                    and scope["method"] == "POST":
-                await runtime.chat_asgi(scope, receive, send_with_id)
-            else:
-                await super().__call__(scope, receive, send_with_id)
+            await (self.http_entry or self._route)(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        if runtime is not None and runtime.chat_asgi is not None and scope["path"] == CHAT_PATH \
+                and scope["method"] == "POST":
+            await runtime.chat_asgi(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -95,6 +101,14 @@ def create_app(
     app.add_exception_handler(Exception, handle_unexpected)
     # Always installed: keys may arrive with a reload; with none it lets requests through.
     app.add_middleware(ProxyKeyAuth, keys=client_keys)
+    if config.server.cors_origins:
+        # Outside the key check: a browser's preflight carries no key. Bearer keys need no
+        # credentials mode, so credentials are never allowed (and "*" never with them).
+        app.http_entry = CORSMiddleware(
+            app._route, allow_origins=config.server.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"], max_age=600,
+            expose_headers=["x-request-id", "x-persona-target", "x-upstream-request-id", "retry-after",
+                            "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"])
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 from pydantic import SecretStr
@@ -89,3 +90,47 @@ def test_proxy_keys_unit():
 )
 def test_bearer_token(header, token):
     assert bearer_token(header) == token
+
+
+ORIGIN = "https://chat.example.com"
+
+
+def test_cors_answers_preflights_and_marks_answers_for_listed_origins_only(make_proxy):
+    proxy = make_proxy(server=f'cors_origins = ["{ORIGIN}"]')
+    preflight = {"origin": ORIGIN, "access-control-request-method": "POST",
+                 "access-control-request-headers": "authorization, content-type"}
+    body = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=proxy.url, timeout=10) as bare:  # a preflight carries no key
+        allowed = bare.options("/v1/chat/completions", headers=preflight)
+        other = bare.options("/v1/chat/completions", headers={**preflight, "origin": "https://evil.example"})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    with proxy.http() as http:
+        plain = http.post("/v1/chat/completions", json=body, headers={"origin": ORIGIN})
+        streamed = http.post("/v1/chat/completions", json={**body, "stream": True}, headers={"origin": ORIGIN})
+        foreign = http.post("/v1/chat/completions", json=body, headers={"origin": "https://evil.example"})
+        keyless = httpx.post(proxy.url + "/v1/chat/completions", json=body, headers={"origin": ORIGIN})
+    for resp in (plain, streamed):
+        assert resp.status_code == 200 and resp.headers["access-control-allow-origin"] == ORIGIN
+        assert "x-request-id" in resp.headers["access-control-expose-headers"]
+    assert "access-control-allow-origin" not in foreign.headers
+    assert keyless.status_code == 401  # CORS opens the door to browsers, not to callers without a key
+
+
+def test_without_cors_origins_no_cors_headers_and_preflights_need_a_key(proxy):
+    with httpx.Client(base_url=proxy.url, timeout=10) as bare:
+        resp = bare.options("/v1/chat/completions", headers={"origin": ORIGIN,
+                                                             "access-control-request-method": "POST"})
+    assert resp.status_code == 401 and "access-control-allow-origin" not in resp.headers
+
+
+def test_a_cors_origin_must_be_an_origin(tmp_path):
+    from app.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\ncors_origins = ["chat.example.com/app"]\n[upstreams.u]\nbase_url = "http://x/v1"\n'
+                    '[routes.r]\nupstream = "u"\nmodel = "m"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not an origin; write it like https://chat.example.com"):
+        load_config(path, environ={})
