@@ -59,3 +59,10 @@ def test_the_readmes_sdk_snippet_runs_offline_as_written(tmp_path: Path):
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("主人") >= 2  # the plain answer and the streamed one
+
+
+def test_git_ignores_a_users_config_and_usage_records():
+    names = ["config.toml", "config/config.toml", "persona-proxy-usage.sqlite3", "persona-proxy-usage.sqlite3-wal",
+             ".env"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == names
