@@ -137,6 +137,11 @@ class UpstreamSettings(BaseModel):
     pool_timeout: float = Field(
         default=1.0, gt=0, description="Seconds to wait for a free connection before answering 503."
     )
+    responses: Literal["native", "translate"] = Field(
+        default="native",
+        description="How /v1/responses reaches this upstream: 'native' (it serves the Responses API: OpenAI, "
+        "vLLM, Ollama) or 'translate' (chat only: requests and answers are converted).",
+    )
     stream_usage: bool = Field(
         default=True,
         description="Ask for stream_options.include_usage on streams (for usage records); "

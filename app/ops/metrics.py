@@ -21,8 +21,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("persona_proxy_requests", "Chat requests answered, by outcome.",
-                                ["route", "kind", "stream", "status"], registry=r)
+        self.requests = Counter("persona_proxy_requests", "Requests answered, by API and outcome.",
+                                ["route", "kind", "stream", "status", "api"], registry=r)
         self.errors = Counter("persona_proxy_errors", "Requests that ended in an error, by error code.",
                               ["route", "code"], registry=r)
         self.duration = Histogram("persona_proxy_request_duration_seconds", "Whole request duration.",
@@ -34,17 +34,17 @@ class Metrics:
                              registry=r, multiprocess_mode="livesum")
         self.failovers = Counter("persona_proxy_failovers", "Requests served by a later target.", ["route"],
                                  registry=r)
-        self._request_children: dict[tuple[str, str, bool, int], Any] = {}
+        self._request_children: dict[tuple[str, str, bool, int, str], Any] = {}
         self._route_children: dict[str, tuple[Any, Any]] = {}
 
     def observe(self, done: Completed) -> None:
         route = done.route
-        key = (route, done.kind, done.stream, done.status)
+        key = (route, done.kind, done.stream, done.status, done.api)
         counter = self._request_children.get(key)
         if counter is None:
             # labels() locks and hashes every time; a request's children are looked up once.
             counter = self._request_children[key] = self.requests.labels(
-                route, done.kind, "yes" if done.stream else "no", str(done.status))
+                route, done.kind, "yes" if done.stream else "no", str(done.status), done.api)
         counter.inc()
         if done.error_code:
             self.errors.labels(route, done.error_code).inc()

@@ -45,6 +45,7 @@ class Completed:
     ttfb_ms: float | None
     duration_ms: float
     failover: bool
+    api: str = "chat"  # chat | responses: which API the client called
 
 
 COLUMNS = [f.name for f in fields(Completed)]
@@ -55,8 +56,10 @@ CREATE TABLE IF NOT EXISTS usage (
     time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
     kind TEXT NOT NULL, stream {flag} NOT NULL, status INTEGER NOT NULL, error_code TEXT,
     key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT,
-    ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL
+    ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL, api TEXT NOT NULL DEFAULT 'chat'
 )"""
+# Tables made before the api column existed get it, with their rows counted as chat.
+_ADD_API = "ALTER TABLE usage ADD COLUMN {if_not_exists}api TEXT NOT NULL DEFAULT 'chat'"
 
 
 class SqliteStore:
@@ -80,6 +83,8 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_TABLE.format(real="REAL", flag="INTEGER"))
+        if "api" not in {row[1] for row in db.execute("PRAGMA table_info(usage)")}:
+            db.execute(_ADD_API.format(if_not_exists=""))
         db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
         return db
 
@@ -120,6 +125,7 @@ class PostgresStore:
             # serialises replicas starting together: concurrent CREATE IF NOT EXISTS can collide.
             db.execute("SELECT pg_advisory_xact_lock(7260413)")
             db.execute(_TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
+            db.execute(_ADD_API.format(if_not_exists="IF NOT EXISTS "))
             db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
             db.commit()
         return db

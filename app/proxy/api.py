@@ -12,16 +12,18 @@ from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from .apis import CHAT, Api
 from .auth import KEY_ID_SCOPE, bearer_token
 from .errors import AuthenticationFailed, NotFound, ProxyError, log_rejected, render, render_unexpected
 from .guard import ClientGone
-from .request import parse_chat_request, read_body
+from .request import parse_chat_request, parse_responses_request, read_body
 from .routing import Route
 from .serving import ChatService
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
 
 
 def _json(obj: object, status: int = 200) -> Response:
@@ -66,11 +68,14 @@ async def metrics(request: Request) -> Response:
 
 
 class ChatEndpoint:
-    """``POST /v1/chat/completions`` as a plain ASGI app: the proxy's hot path."""
+    """``POST /v1/chat/completions`` (or, with ``api``, ``/v1/responses``) as a plain ASGI app: the hot path."""
 
-    def __init__(self, service: ChatService, max_body_bytes: int) -> None:
+    def __init__(self, service: ChatService, max_body_bytes: int, api: Api = CHAT) -> None:
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.api = api
+        self.path = CHAT_PATH if api is CHAT else RESPONSES_PATH
+        self.parse = parse_chat_request if api is CHAT else parse_responses_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -83,23 +88,31 @@ class ChatEndpoint:
 
         try:
             raw = await read_body(scope, receive, self.max_body_bytes)
-            await self.service.serve(parse_chat_request(raw), scope["headers"], receive, tracked_send,
-                                     scope.get(KEY_ID_SCOPE))
+            await self.service.serve(self.parse(raw), scope["headers"], receive, tracked_send,
+                                     scope.get(KEY_ID_SCOPE), self.api)
         except ProxyError as err:
-            log_rejected("POST", CHAT_PATH, err)
+            log_rejected("POST", self.path, err)
             await render(err)(scope, receive, send)
         except ClientGone:
             pass  # hung up while sending its request: nobody to answer
         except Exception as exc:
             # The last line of defence for one request; the server keeps running.
-            logger.error("unhandled error on %s", CHAT_PATH, exc_info=exc)
+            logger.error("unhandled error on %s", self.path, exc_info=exc)
             if not started:
                 await render_unexpected()(scope, receive, send)
 
 
 async def _chat_via_router(request: Request) -> Response:
     # Only reached by methods the fast path does not take (405 comes from the route table).
-    raise AssertionError("POST /v1/chat/completions is served by ChatEndpoint")
+    raise AssertionError("POST /v1/chat/completions and /v1/responses are served by ChatEndpoint")
+
+
+async def stored_response(request: Request) -> Response:
+    """Stored responses live with the upstream that made them; this proxy keeps none."""
+    raise NotFound(f"persona-proxy does not serve {request.method} {request.url.path[:200]}: stored responses live "
+                   "with the upstream that created them, and this proxy keeps none. Send the conversation in "
+                   "'input' (or use previous_response_id on a route whose upstream serves the Responses API).",
+                   code="not_served")
 
 
 ROUTES: list[BaseRoute] = [
@@ -109,4 +122,6 @@ ROUTES: list[BaseRoute] = [
     # Model ids such as "ft:gpt-4o-mini:org::id" or "org/name" contain ':' and '/'.
     HTTPRoute("/v1/models/{model:path}", get_model, methods=["GET"]),
     HTTPRoute(CHAT_PATH, _chat_via_router, methods=["POST"]),
+    HTTPRoute(RESPONSES_PATH, _chat_via_router, methods=["POST"]),
+    HTTPRoute(RESPONSES_PATH + "/{rest:path}", stored_response, methods=["GET", "POST", "DELETE"]),
 ]

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .apis import CHAT, Api
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
 from .openwebui import Caller, caller_from, detect_task, task_header
-from .persona import upstream_body
 from .routing import Route, Target
 
 Headers = Iterable[tuple[bytes, bytes]]
@@ -30,18 +30,18 @@ class Plan:
 
 
 def plan_request(route: Route, target: Target, body: dict[str, Any], headers: Headers, *,
-                 forward_user_id: bool) -> Plan:
+                 forward_user_id: bool, api: Api = CHAT) -> Plan:
     """Apply a route's target to a client body: the persona for chats, none for background tasks."""
     s = route.settings
-    task = detect_task(body, task_header(headers))
+    task = detect_task({"messages": api.messages(body)}, task_header(headers))
     caller = caller_from(headers)
     if task is not None and not s.task_persona:
         # A title or tag request: no persona, no persona tuning, maybe a cheaper model.
         out = {**body, "model": s.task_model or target.model}
         upstream = s.task_upstream or target.upstream
     else:
-        out = upstream_body(body, model=target.model, prompt=target.prompt, mode=s.system_prompt_mode,
-                            params=target.params, few_shot=target.few_shot)
+        out = api.build(body, model=target.model, prompt=target.prompt, mode=s.system_prompt_mode,
+                        params=target.params, few_shot=target.few_shot)
         upstream = target.upstream
     if forward_user_id and caller.user_id and "user" not in out:
         out["user"] = caller.user_id

@@ -81,7 +81,11 @@ class StreamRelay:
                     self.first_byte_at = time.monotonic()
                 guard.expect("client_write", self.idle_timeout)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": self.closing(), "more_body": False})
+
+    def closing(self) -> bytes:
+        """What follows the upstream's last event when its stream ends (chat: nothing)."""
+        return b""
 
     def _frames(self, items: list[SSEEvent | SSEComment]) -> bytes:
         out: list[bytes] = []
@@ -97,21 +101,25 @@ class StreamRelay:
             if item.data == DONE:
                 self.done = True
             elif item.data.lstrip()[:1] == b"{":
-                rewritten = self.rewrite(item.data)
-                if rewritten is None:
-                    raise _not_json()
-                item.data = rewritten
-                if item.data.startswith(b'{"error"'):
-                    self.error = "upstream error event"
-                elif b'"usage"' in item.data:
-                    kept = self._take_usage(item.data)
-                    if kept is None:
-                        continue
-                    item.data = kept
+                data = self._event(item.data)
+                if data is None:
+                    continue
+                item.data = data
             else:
                 raise _not_json()
             out.append(encode_event(item))
         return b"".join(out)
+
+    def _event(self, data: bytes) -> bytes | None:
+        """One JSON event as the client gets it (None: left out); notes errors and usage."""
+        rewritten = self.rewrite(data)
+        if rewritten is None:
+            raise _not_json()
+        if rewritten.startswith(b'{"error"'):
+            self.error = "upstream error event"
+        elif b'"usage"' in rewritten:
+            return self._take_usage(rewritten)
+        return rewritten
 
     def _take_usage(self, data: bytes) -> bytes | None:
         """Note a chunk's usage; what the client gets of it (None: nothing).
@@ -138,7 +146,10 @@ class StreamRelay:
     async def fail(self, send: Send, err: ProxyError) -> None:
         """End a started stream with an in-band error; never a fabricated [DONE]."""
         self.error = err.message
-        await send({"type": "http.response.body", "body": sse_error_event(err), "more_body": False})
+        await send({"type": "http.response.body", "body": self.error_frame(err), "more_body": False})
+
+    def error_frame(self, err: ProxyError) -> bytes:
+        return sse_error_event(err)
 
 
 def _not_json() -> BadGateway:

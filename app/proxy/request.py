@@ -63,6 +63,16 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:
     """Parse and check a chat completion body; errors name the bad ``param``."""
+    body = parse_request(raw)
+    _check_messages(body.get("messages"))
+    return body
+
+
+def parse_request(raw: bytes) -> dict[str, Any]:
+    """What every API's body must be: a JSON object with a ``model`` string and a boolean ``stream``.
+
+    Client attempts to choose the upstream (``api_base``, ``api_key``, ...) are removed at any depth.
+    """
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -77,7 +87,6 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         raise _missing("model")
     if not isinstance(model, str) or not model:
         raise _wrong_type("model", "a non-empty string")
-    _check_messages(body.get("messages"))
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean")
@@ -85,6 +94,24 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         dropped = drop_upstream_overrides(body)
         if dropped:
             logger.warning("dropped client-supplied upstream fields: %s", ", ".join(sorted(dropped)))
+    return body
+
+
+def parse_responses_request(raw: bytes) -> dict[str, Any]:
+    """Parse and check a Responses API body: ``input`` is a string or a list of items."""
+    body = parse_request(raw)
+    items = body.get("input")
+    if items is None and not body.get("previous_response_id") and not body.get("prompt"):
+        raise _missing("input")
+    if items is not None and not isinstance(items, str | list):
+        raise _wrong_type("input", "a string or an array of input items")
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise _wrong_type(f"input[{i}]", "an object")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise _wrong_type("instructions", "a string")
     return body
 
 

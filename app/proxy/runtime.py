@@ -23,7 +23,8 @@ from starlette.types import ASGIApp
 from ..config import Config, ConfigError, load_config
 from ..ops.metrics import Metrics
 from ..ops.usage import Completed, UsageWriter, store_for
-from .api import ChatEndpoint
+from .api import CHAT_PATH, RESPONSES_PATH, ChatEndpoint
+from .apis import RESPONSES
 from .auth import ProxyKeyAuth, ProxyKeys
 from .demo import DemoTransport
 from .lifecycle import Lifecycle, log_warnings
@@ -54,7 +55,8 @@ class Runtime:
         self.clients: dict[str, UpstreamClient] = {}
         self.writer: UsageWriter | None = None
         self.chat: ChatService | None = None
-        self.chat_asgi: ASGIApp | None = None
+        # POST path -> the endpoint serving it; replaced whole on reload, emptied at stop.
+        self.endpoints: dict[str, ASGIApp] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         # Client sets replaced by a reload, closed once idle (or at stop at the latest).
@@ -77,7 +79,7 @@ class Runtime:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._watcher is not None:
             self._watcher.cancel()
-        self.chat_asgi = None
+        self.endpoints = {}
         for task in self._background:
             task.cancel()
         for clients in [*self._retired, self.clients]:
@@ -152,7 +154,9 @@ class Runtime:
         self.client_keys.replace(config.client_keys)
         self.admin_keys.replace(config.admin_keys)
         # The one assignment new requests see: they get the new routes, clients and keys together.
-        self.chat_asgi = ProxyKeyAuth(ChatEndpoint(self.chat, config.server.max_body_bytes), self.client_keys)
+        limit = config.server.max_body_bytes
+        self.endpoints = {CHAT_PATH: ProxyKeyAuth(ChatEndpoint(self.chat, limit), self.client_keys),
+                          RESPONSES_PATH: ProxyKeyAuth(ChatEndpoint(self.chat, limit, RESPONSES), self.client_keys)}
         self.app.state.config, self.app.state.routes, self.app.state.chat = config, routes, self.chat
         if self._watcher is not None:
             self._watcher.cancel()

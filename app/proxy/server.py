@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import Config, is_loopback
 from ..ops.logs import REQUEST_ID, new_request_id
 from ..ops.metrics import Metrics
-from .api import CHAT_PATH, ROUTES
+from .api import ROUTES
 from .auth import ProxyKeyAuth, ProxyKeys
 from .errors import ProxyError, handle_http_exception, handle_proxy_error, handle_unexpected
 from .routing import RouteTable
@@ -57,9 +57,9 @@ class ProxyApp(FastAPI):
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
-        if runtime is not None and runtime.chat_asgi is not None and scope["path"] == CHAT_PATH \
-                and scope["method"] == "POST":
-            await runtime.chat_asgi(scope, receive, send)
+        endpoint = runtime.endpoints.get(scope["path"]) if runtime is not None and scope["method"] == "POST" else None
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

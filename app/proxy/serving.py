@@ -23,11 +23,12 @@ from starlette.types import Receive, Send
 from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
 from ..ops.usage import Completed
+from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
 from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
-from .relay import StreamRelay, raw_headers, read_json, timeout_error
+from .relay import StreamRelay, raw_headers, timeout_error
 from .routing import Route, RouteTable
 from .upstream import UpstreamClient, passed_headers
 
@@ -36,7 +37,7 @@ TARGET_HEADER = "x-persona-target"
 
 
 class ChatService:
-    """Serves ``/v1/chat/completions`` for every route in a table."""
+    """Serves every route of a table, for each API (chat completions, responses)."""
 
     def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
                  *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None,
@@ -50,10 +51,10 @@ class ChatService:
         self.metrics = metrics
 
     async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send,
-                    key_id: str | None = None) -> None:
-        """Answer one checked chat request; raises :class:`ProxyError` before any byte is sent."""
+                    key_id: str | None = None, api: Api = CHAT) -> None:
+        """Answer one checked request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
-        exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")))
+        exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")), api=api)
         try:
             async with Guard(receive) as guard:
                 upstream = await self._open(route, body, headers, guard, exchange)
@@ -88,17 +89,20 @@ class ChatService:
         """The first target's open response that answers; later targets only after a target failure."""
         targets = self.lifecycle.usable(route)
         for position, target in enumerate(targets):
-            plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id)
-            client = self.clients[plan.upstream]
-            exchange.plan, exchange.client, exchange.failover = plan, client, position > 0
-            if body.get("stream") and client.settings.stream_usage:
-                exchange.strip_usage = ask_for_usage(plan.body)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("upstream request target=%s body=%s", target.label, body_preview(plan.body))
-            guard.expect("first_byte", client.settings.first_byte_timeout)
             try:
-                return await client.post("chat/completions", orjson.dumps(plan.body),
-                                         stream=bool(body.get("stream")), request_id=REQUEST_ID.get())
+                plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id,
+                                    api=exchange.api)
+                client = self.clients[plan.upstream]
+                api = exchange.api.effective(client.settings)
+                exchange.plan, exchange.client, exchange.failover, exchange.via = plan, client, position > 0, api
+                sent = api.convert(plan.body)
+                if body.get("stream") and client.settings.stream_usage and api.path == "chat/completions":
+                    exchange.strip_usage = ask_for_usage(sent)
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("upstream request target=%s body=%s", target.label, body_preview(sent))
+                guard.expect("first_byte", client.settings.first_byte_timeout)
+                return await client.post(api.path, orjson.dumps(sent), stream=bool(body.get("stream")),
+                                         request_id=REQUEST_ID.get())
             except ProxyError as err:
                 last = position == len(targets) - 1
                 if last or not should_fail_over(err, on_rate_limit=route.settings.failover_on_rate_limit):
@@ -123,9 +127,11 @@ def ask_for_usage(body: dict[str, Any]) -> bool:
 class _Exchange:
     """One request's relay state, kept for the access log, metrics and usage records."""
 
-    def __init__(self, route: Route, key_id: str | None, metrics: Metrics | None, *, wants_stream: bool) -> None:
+    def __init__(self, route: Route, key_id: str | None, metrics: Metrics | None, *, wants_stream: bool,
+                 api: Api) -> None:
         self.route = route
         self.wants_stream = wants_stream
+        self.api = self.via = api
         self.key_id = key_id
         self.metrics = metrics
         self.client: UpstreamClient | None = None
@@ -148,8 +154,9 @@ class _Exchange:
         idle = self.client.settings.idle_timeout
         # Like Open WebUI, trust the content type, not what was asked for.
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            self.stream = StreamRelay(upstream, model=self.route.name_json, idle_timeout=idle,
-                                      secret=self.client.secret, strip_usage=self.strip_usage)
+            self.stream = self.via.relay(upstream, model=self.route.name_json, idle_timeout=idle,
+                                         secret=self.client.secret, strip_usage=self.strip_usage,
+                                         request=self.plan.body)
             gauge = self.metrics.streams.labels(self.route.name) if self.metrics else None
             if gauge is not None:
                 gauge.inc()
@@ -159,7 +166,7 @@ class _Exchange:
                 if gauge is not None:
                     gauge.dec()
             return
-        body, self.usage = await read_json(upstream, guard, idle, self.route.name_json)
+        body, self.usage = await self.via.read(upstream, guard, idle, self.route.name_json, self.plan.body)
         self.responded = True
         await send({"type": "http.response.start", "status": upstream.status_code,
                     "headers": [*raw_headers(headers), (b"content-type", b"application/json"),
@@ -194,7 +201,9 @@ class _Exchange:
             stream=self.wants_stream, status=self.status,
             error_code=self.error_code or ("stream_error" if stream is not None and stream.error else None),
             key_id=self.key_id, user_id=self.plan.caller.user_id,
-            prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens")),
+            prompt_tokens=_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+            completion_tokens=_count(usage.get("completion_tokens", usage.get("output_tokens"))),
+            api=self.api.name,
             ttfb_ms=(first - self.started) * 1000 if first else None,
             duration_ms=(time.monotonic() - self.started) * 1000, failover=self.failover,
         )
@@ -209,14 +218,16 @@ class _Exchange:
             return
         fields: dict[str, Any] = {"kind": "task" if plan.task else "chat", "route": self.route.name,
                                   "target": plan.target.label, "status": self.status,
-                                  "stream": self.wants_stream, "duration_ms": round(duration, 1)}
+                                  "stream": self.wants_stream, "duration_ms": round(duration, 1),
+                                  "api": self.api.name}
         if stream is not None:
             ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
             fields.update(events=stream.events, done=stream.done, ttfb_ms=round(ttfb, 1))
         usage = (stream.usage if stream is not None else self.usage) or {}
-        for name in ("prompt_tokens", "completion_tokens"):
-            if _count(usage.get(name)) is not None:
-                fields[name] = usage[name]
+        for name, other in (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens")):
+            count = _count(usage.get(name, usage.get(other)))
+            if count is not None:
+                fields[name] = count
         for name, value in (("task", plan.task), ("user", plan.caller.user_id), ("chat", plan.caller.chat_id),
                             ("error", self.error or (stream.error if stream else None))):
             if value:

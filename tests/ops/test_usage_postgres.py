@@ -61,7 +61,8 @@ def test_two_replicas_record_into_one_database(make_proxy, fake, clean_table, tm
     assert not (tmp_path / "persona-proxy-usage.sqlite3").exists()
 
     config = tmp_path / "config.toml"
-    config.write_text(f'[upstreams.fake]\nbase_url = "{fake.url}/v1"\n{usage}', encoding="utf-8")
+    config.write_text(f'[upstreams.fake]\nbase_url = "{fake.url}/v1"\n[routes.maid]\nupstream = "fake"\n'
+                      f'model = "m"\n{usage}', encoding="utf-8")
     result = CliRunner().invoke(cli, ["usage", "--config", str(config), "--by", "day", "--json"],
                                 env={"TEST_USAGE_DB_URL": URL})
     assert result.exit_code == 0, result.output

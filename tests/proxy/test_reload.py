@@ -155,12 +155,15 @@ def test_sighup_to_the_parent_reloads_every_worker_in_place(tmp_path, fake):
                 write_config(config, fake.url, port, "second persona",
                              '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
                 proc.send_signal(signal.SIGHUP)  # the parent only
-                await asyncio.sleep(1.0)
-                # New connections each time, so both workers answer some of them.
-                seen = []
-                for _ in range(12):
+                # New connections each time, so both workers answer; until 12 in a row show the new route.
+                seen: list[list[str]] = []
+                deadline = time.monotonic() + 15
+                while (len(seen) < 12 or any(ids != ["maid", "maid-2"] for ids in seen[-12:])) \
+                        and time.monotonic() < deadline:
                     async with httpx.AsyncClient(base_url=base, timeout=5) as fresh:
                         seen.append([m["id"] for m in (await fresh.get("/v1/models")).json()["data"]])
+                    await asyncio.sleep(0.05)
+                seen = seen[-12:]
                 gate.open()
                 rest = "\n".join([line async for line in lines])
             return rest, seen
