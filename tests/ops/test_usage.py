@@ -80,6 +80,11 @@ def test_an_unwritable_usage_store_never_fails_a_request(make_proxy, fake, tmp_p
     assert proxy.in_flight() == 0
 
 
+def row(*values: object) -> tuple[object, ...]:
+    """A usage row as the chat API writes it (``api`` is the last column)."""
+    return (*values, "chat")
+
+
 def test_usage_report(tmp_path, fake):
     config = tmp_path / "config.toml"
     config.write_text(f"""
@@ -103,11 +108,11 @@ output = 1.20
     store = SqliteStore(db_path)
     now = time.time()
     rows = [
-        (now - 60, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 1000, 500, None, 100.0, 0, "chat"),
-        (now - 30, "maid", "fake", FT_MODEL, "chat", 1, 200, None, "key-b", "u2", 3000, 1500, 50.0, 900.0, 0, "chat"),
-        (now - 20, "mini", "fake", "gpt-4.1-mini", "task", 0, 502, "upstream_unreachable", "key-a", None, 0, 0,
-         None, 5.0, 1, "chat"),
-        (now - 40 * 86400, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 999999, 0, None, 1.0, 0, "chat"),
+        row(now - 60, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 1000, 500, None, 100.0, 0),
+        row(now - 30, "maid", "fake", FT_MODEL, "chat", 1, 200, None, "key-b", "u2", 3000, 1500, 50.0, 900.0, 0),
+        row(now - 20, "mini", "fake", "gpt-4.1-mini", "task", 0, 502, "upstream_unreachable", "key-a", None, 0, 0,
+         None, 5.0, 1),
+        row(now - 40 * 86400, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", "u1", 999999, 0, None, 1.0, 0),
     ]
     store.write(rows)
     store.reset()
@@ -137,10 +142,10 @@ def test_the_cost_column_lines_up_and_shows_a_dash_for_unpriced_models(tmp_path)
                       'output = 1.2\n', encoding="utf-8")
     store = SqliteStore(tmp_path / "u.sqlite3")
     now = time.time()
-    store.write([(now - 9, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 1000, 500, None, 1.0, 0, "chat"),
-                 (now - 8, "mystery", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 70, 7, None, 1.0, 0, "chat"),
-                 (now - 7, "mixed", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0, "chat"),
-                 (now - 6, "mixed", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0, "chat")])
+    store.write([row(now - 9, "maid", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 1000, 500, None, 1.0, 0),
+                 row(now - 8, "mystery", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 70, 7, None, 1.0, 0),
+                 row(now - 7, "mixed", "fake", FT_MODEL, "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0),
+                 row(now - 6, "mixed", "fake", "no-price", "chat", 0, 200, None, "key-a", None, 10, 5, None, 1.0, 0)])
     store.reset()
     lines = CliRunner().invoke(cli, ["usage", "--config", str(config)]).output.splitlines()
     cells = {line.split()[0]: line for line in lines[1:5]}

@@ -132,5 +132,5 @@ def test_a_cors_origin_must_be_an_origin(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[server]\ncors_origins = ["chat.example.com/app"]\n[upstreams.u]\nbase_url = "http://x/v1"\n'
                     '[routes.r]\nupstream = "u"\nmodel = "m"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="is not an origin; write it like https://chat.example.com"):
+    with pytest.raises(ConfigError, match=r"is not an origin; write it like https://chat\.example\.com"):
         load_config(path, environ={})
