@@ -54,6 +54,7 @@ class StreamRelay:
         self.events = 0
         self.done = False
         self.error: str | None = None
+        self.failure: ProxyError | None = None
         self.first_byte_at: float | None = None
 
     async def run(self, send: Send, guard: Guard, headers: Mapping[str, str]) -> None:
@@ -72,15 +73,15 @@ class StreamRelay:
                 logger.warning("upstream stream broke: %s", type(exc).__name__)
                 return await self.fail(send, BadGateway(
                     "The upstream connection broke mid-stream.", code="upstream_stream_error"))
-            try:
-                out = self._frames(decoder.feed(chunk))
-            except ProxyError as err:
-                return await self.fail(send, err)
+            out = self._frames(decoder.feed(chunk))
             if out:
                 if self.first_byte_at is None:
                     self.first_byte_at = time.monotonic()
                 guard.expect("client_write", self.idle_timeout)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
+            if self.failure is not None:
+                # The events before the bad one were sent above; the error follows them.
+                return await self.fail(send, self.failure)
         await send({"type": "http.response.body", "body": self.closing(), "more_body": False})
 
     def closing(self) -> bytes:
@@ -88,27 +89,36 @@ class StreamRelay:
         return b""
 
     def _frames(self, items: list[SSEEvent | SSEComment]) -> bytes:
+        """The client's bytes for these events; a bad event stops here and is kept in ``failure``."""
         out: list[bytes] = []
         for item in items:
             if self.done:
                 break
-            if isinstance(item, SSEComment):
-                out.append(encode_comment(item))
-                continue
-            self.events += 1
-            # Per event, so a key split across network chunks is still caught.
-            item.data = redact(item.data, self.secret)
-            if item.data == DONE:
-                self.done = True
-            elif item.data.lstrip()[:1] == b"{":
-                data = self._event(item.data)
-                if data is None:
-                    continue
-                item.data = data
-            else:
-                raise _not_json()
-            out.append(encode_event(item))
+            try:
+                frame = self._frame(item)
+            except ProxyError as err:
+                self.failure = err
+                break
+            if frame:
+                out.append(frame)
         return b"".join(out)
+
+    def _frame(self, item: SSEEvent | SSEComment) -> bytes:
+        if isinstance(item, SSEComment):
+            return encode_comment(item)
+        self.events += 1
+        # Per event, so a key split across network chunks is still caught.
+        item.data = redact(item.data, self.secret)
+        if item.data == DONE:
+            self.done = True
+        elif item.data.lstrip()[:1] == b"{":
+            data = self._event(item.data)
+            if data is None:
+                return b""
+            item.data = data
+        else:
+            raise _not_json()
+        return encode_event(item)
 
     def _event(self, data: bytes) -> bytes | None:
         """One JSON event as the client gets it (None: left out); notes errors and usage."""

@@ -74,24 +74,18 @@ class TranslatingRelay(StreamRelay):
         super().__init__(upstream, model=model, idle_timeout=idle_timeout, secret=secret)
         self.translator = ChatToResponses(request, orjson.loads(model))
 
-    def _frames(self, items: list[SSEEvent | SSEComment]) -> bytes:
-        out: list[bytes] = []
-        for item in items:
-            if self.translator.finished:
-                break
-            if isinstance(item, SSEComment):
-                out.append(encode_comment(item))
-                continue
-            self.events += 1
-            item.data = redact(item.data, self.secret)
-            if item.data.strip() == DONE:
-                events = self.translator.finish()
-                self.done = True
-            else:
-                events = self.translator.feed(self._chunk(item.data))
-            out += [sse(event) for event in events]
+    def _frame(self, item: SSEEvent | SSEComment) -> bytes:
+        if isinstance(item, SSEComment):
+            return encode_comment(item)
+        self.events += 1
+        item.data = redact(item.data, self.secret)
+        if item.data.strip() == DONE:
+            events = self.translator.finish()
+            self.done = True
+        else:
+            events = self.translator.feed(self._chunk(item.data))
         self.usage = self.translator.chat_usage
-        return b"".join(out)
+        return b"".join(sse(event) for event in events)
 
     def _chunk(self, data: bytes) -> dict[str, Any]:
         try:

@@ -102,6 +102,57 @@ def default_stream(model: str, words: tuple[str, ...] = ("Hel", "lo", "!")) -> l
             chunk(model, finish="stop"), b"data: [DONE]\n\n"]
 
 
+def response_obj(model: str = "upstream-model", text: str = "Hello!", **extra: Any) -> dict[str, Any]:
+    """A Responses API answer, shaped as OpenAI's (``model`` after nested fields, as OpenAI writes it)."""
+    return {
+        "id": "resp_fake1", "object": "response", "created_at": 1700000000, "status": "completed",
+        "error": None, "incomplete_details": None, "instructions": None, "max_output_tokens": None,
+        "model": model,
+        "output": [{"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 3,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 12},
+        **extra,
+    }
+
+
+def response_event(kind: str, sequence: int, **fields: Any) -> bytes:
+    event = {"type": kind, "sequence_number": sequence, **fields}
+    return f"event: {kind}\ndata: ".encode() + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
+
+
+def response_events(model: str = "upstream-model", words: tuple[str, ...] = ("Hel", "lo", "!"),
+                    terminal: bool = True) -> list[bytes | Gate | Pause]:
+    """A Responses event stream for one text answer (without its terminal event when ``terminal`` is off)."""
+    text = "".join(words)
+    running = {**response_obj(model, text), "status": "in_progress", "output": [], "usage": None}
+    item = {"type": "message", "id": "msg_fake1", "status": "in_progress", "role": "assistant", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    done_part = {**part, "text": text}
+    events: list[bytes | Gate | Pause] = [
+        response_event("response.created", 0, response=running),
+        response_event("response.in_progress", 1, response=running),
+        response_event("response.output_item.added", 2, output_index=0, item=item),
+        response_event("response.content_part.added", 3, item_id="msg_fake1", output_index=0, content_index=0,
+                       part=part)]
+    seq = 4
+    for word in words:
+        events.append(response_event("response.output_text.delta", seq, item_id="msg_fake1", output_index=0,
+                                     content_index=0, delta=word, logprobs=[]))
+        seq += 1
+    events += [
+        response_event("response.output_text.done", seq, item_id="msg_fake1", output_index=0, content_index=0,
+                       text=text, logprobs=[]),
+        response_event("response.content_part.done", seq + 1, item_id="msg_fake1", output_index=0,
+                       content_index=0, part=done_part),
+        response_event("response.output_item.done", seq + 2, output_index=0,
+                       item={**item, "status": "completed", "content": [done_part]})]
+    if terminal:
+        events.append(response_event("response.completed", seq + 3, response=response_obj(model, text)))
+    return events
+
+
 def error_reply(status: int, message: str, type_: str = "invalid_request_error",
                 code: str | None = None, headers: dict[str, str] | None = None) -> Reply:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
@@ -143,6 +194,10 @@ class FakeOpenAI:
     def chat_requests(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def responses_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/responses")]
+
     def enqueue(self, *replies: Reply) -> None:
         self._queue.extend(replies)
 
@@ -161,8 +216,8 @@ class FakeOpenAI:
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
-        # Scripts are for chat requests; model lists always get the default answer.
-        scripted = self._queue and request.url.path.endswith("/chat/completions")
+        # Scripts are for chat and responses requests; model lists always get the default answer.
+        scripted = self._queue and request.url.path.endswith(("/chat/completions", "/responses"))
         reply = self._queue.popleft() if scripted else self._default(request, body)
         if reply.hold is not None and not await self._wait(request, reply.hold):
             return Response(status_code=499)
@@ -206,6 +261,10 @@ class FakeOpenAI:
             return Reply(body=json.dumps({"object": "list", "data": self.models}).encode())
         payload = json.loads(body or b"{}")
         model = payload.get("model", "upstream-model")
+        if request.url.path.endswith("/responses"):
+            if payload.get("stream"):
+                return Reply(chunks=response_events(model))
+            return Reply(body=json.dumps(response_obj(model)).encode())
         if payload.get("stream"):
             return Reply(chunks=default_stream(model))
         return Reply(body=json.dumps(completion(model)).encode())

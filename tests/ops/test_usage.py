@@ -198,3 +198,34 @@ def test_a_stream_refused_before_its_first_byte_is_recorded_as_a_stream(make_pro
         assert http.post("/v1/chat/completions", json={**CHAT, "stream": True}).status_code == 503
     (row,) = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 1)
     assert (row["stream"], row["status"]) == (1, 503)
+
+
+def test_responses_requests_are_recorded_with_their_api_and_tokens(make_proxy, fake, tmp_path):
+    proxy = make_proxy()
+    with proxy.http() as http:
+        http.post("/v1/responses", json={"model": "maid", "input": "hi"})
+        http.post("/v1/responses", json={"model": "maid", "input": "hi", "stream": True})
+        http.post("/v1/chat/completions", json=CHAT)
+    rows = usage_rows(tmp_path / "persona-proxy-usage.sqlite3", 3)
+    assert [(r["api"], r["stream"], r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
+        ("responses", 0, 9, 3), ("responses", 1, 9, 3), ("chat", 0, 5, 2)]
+    by_api = json.loads(CliRunner().invoke(cli, ["usage", "--config", str(tmp_path / "config.toml"), "--by", "api",
+                                                 "--json"], env={"PERSONA_PROXY_DATA_DIR": str(tmp_path)}).output)
+    assert {r["api"]: r["requests"] for r in by_api} == {"chat": 1, "responses": 2}
+
+
+def test_a_usage_file_from_before_the_api_column_gets_it(tmp_path):
+    from app.ops.usage import SqliteStore
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE usage (time REAL NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, "
+                   "model TEXT NOT NULL, kind TEXT NOT NULL, stream INTEGER NOT NULL, status INTEGER NOT NULL, "
+                   "error_code TEXT, key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT, "
+                   "ttfb_ms REAL, duration_ms REAL NOT NULL, failover INTEGER NOT NULL)")
+        db.execute("INSERT INTO usage VALUES (1, 'maid', 'f', 'm', 'chat', 0, 200, NULL, NULL, NULL, 1, 1, NULL, 1, 0)")
+    store = SqliteStore(path)
+    store.write([(2, "maid", "f", "m", "chat", 0, 200, None, None, None, 1, 1, None, 1.0, 0, "responses")])
+    store.reset()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT api FROM usage ORDER BY time").fetchall() == [("chat",), ("responses",)]
