@@ -95,7 +95,8 @@ def test_a_whole_answer_with_tool_calls_becomes_function_call_items(proxy, fake)
     body["choices"][0].update(message=message, finish_reason="tool_calls")
     fake.enqueue(Reply(body=json.dumps(body).encode()))
     reply = proxy.openai().responses.create(model="maid", input="tea?", tools=[TOOL])
-    assert [(i.type, i.call_id, i.arguments) for i in reply.output] == [("function_call", "call_9", '{"kind": "green"}')]
+    assert [(i.type, i.call_id, i.arguments) for i in reply.output] == [
+        ("function_call", "call_9", '{"kind": "green"}')]
 
 
 def test_what_a_chat_upstream_cannot_do_is_a_clear_400(proxy, fake):
