@@ -29,6 +29,10 @@ def chat_body(model: str, stream: bool) -> str:
                        "messages": [{"role": "user", "content": "你好，請幫我泡一杯茶。"}]}, ensure_ascii=False)
 
 
+def responses_body(model: str, stream: bool) -> str:
+    return json.dumps({"model": model, "stream": stream, "input": "你好，請幫我泡一杯茶。"}, ensure_ascii=False)
+
+
 def wrk(url: str, body: str, key: str | None, connections: int, seconds: float) -> LoadResult:
     # One wrk thread per core it may use: two threads sharing a core measure
     # their own scheduling delays as latency.

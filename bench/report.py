@@ -44,6 +44,21 @@ def load_table(results: Results) -> list[str]:
     return lines
 
 
+def responses_table(results: Results) -> list[str]:
+    """The Responses API beside chat on the same routes and upstream, c=32."""
+    lines = ["| API | mode | direct req/s | proxy req/s | proxy / direct | proxy p50 / p99 ms |",
+             "|---|---|---|---|---|---|"]
+    for api, modes in (("chat", ("json", "sse")), ("responses", ("rjson", "rsse"))):
+        for mode in modes:
+            d, p = _get(results, DIRECT, mode, 32, "rps"), _get(results, PP, mode, 32, "rps")
+            ratio = p / d if p and d else None
+            label = "stream (50 events)" if mode.endswith("sse") else "non-stream"
+            lines.append(f"| {api} | {label} | {_fmt(d)} | {_fmt(p)} | {_fmt(ratio, '.2f')} | "
+                         f"{_fmt(_get(results, PP, mode, 32, 'p50_ms'), '.2f')} / "
+                         f"{_fmt(_get(results, PP, mode, 32, 'p99_ms'), '.2f')} |")
+    return lines
+
+
 def ttfb_table(results: Results) -> list[str]:
     lines = ["| target | non-stream p50 / p99 ms | stream first event p50 / p99 ms |", "|---|---|---|"]
     for name in (DIRECT, PP, LL):
@@ -114,7 +129,8 @@ def render(results: Results, header: str) -> str:
             p99_one, p99_two = _get(results, X1, "json", conns, "p99_ms"), _get(results, X2, "json", conns, "p99_ms")
             lines.append(f"Workers on all cores, non-stream c={conns}: one {one:.0f} req/s (p99 {p99_one:.1f} ms), "
                          f"two {two:.0f} req/s (p99 {p99_two:.1f} ms), {two / one:.2f}x.  ")
-    lines += ["", "## Time to first byte (c=1, sequential, one connection)", "", *ttfb_table(results), "",
+    lines += ["", "## Responses API beside chat (c=32, same routes and upstream)", "", *responses_table(results), "",
+              "## Time to first byte (c=1, sequential, one connection)", "", *ttfb_table(results), "",
               "## Memory (RSS)", "", "| what | MB |", "|---|---|",
               *(f"| {k} | {v:.1f} |" for k, v in results.rss.items()), "",
               "## Targets", "", "| target | measured | met |", "|---|---|---|",

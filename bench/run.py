@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from .idle import HoldingUpstream, open_idle_streams
-from .load import LoadResult, chat_body, ttfb, wrk
+from .load import LoadResult, chat_body, responses_body, ttfb, wrk
 from .targets import PROXY_KEY, PersonaProxy, Target, free_port, rss_mb
 from .upstream import MODEL
 
 CONCURRENCY = (1, 32, 128)
+# The Responses API rows: same upstream, same routes, c=32 only; LiteLLM is not measured there.
+RESPONSES_MODES = {"rjson": False, "rsse": True}
 X1, X2 = "persona-proxy x1 (all cores)", "persona-proxy x2 (all cores)"
 
 
@@ -52,13 +54,24 @@ def endpoints(upstream_port: int, targets: dict[str, Target]) -> dict[str, dict[
     out = {"direct": {
         "json": Endpoint("direct", upstream_port, "/json/v1/chat/completions", MODEL, None),
         "sse": Endpoint("direct", upstream_port, "/sse/v1/chat/completions", MODEL, None),
+        "rjson": Endpoint("direct", upstream_port, "/json/v1/responses", MODEL, None),
+        "rsse": Endpoint("direct", upstream_port, "/sse/v1/responses", MODEL, None),
     }}
     for name, target in targets.items():
         out[name] = {
             "json": Endpoint(name, target.port, "/v1/chat/completions", "maid", PROXY_KEY),
             "sse": Endpoint(name, target.port, "/v1/chat/completions", "maid-stream", PROXY_KEY),
         }
+        if name != "litellm":
+            out[name]["rjson"] = Endpoint(name, target.port, "/v1/responses", "maid", PROXY_KEY)
+            out[name]["rsse"] = Endpoint(name, target.port, "/v1/responses", "maid-stream", PROXY_KEY)
     return out
+
+
+def body_for(ep: Endpoint, mode: str) -> str:
+    if mode in RESPONSES_MODES:
+        return responses_body(ep.model, RESPONSES_MODES[mode])
+    return chat_body(ep.model, mode == "sse")
 
 
 def only_running(targets: dict[str, Target], name: str) -> None:
@@ -72,12 +85,14 @@ def only_running(targets: dict[str, Target], name: str) -> None:
 
 def run_round(eps: dict[str, dict[str, Endpoint]], results: Results, seconds: float,
               targets: dict[str, Target]) -> None:
-    for mode in ("json", "sse"):
-        for conns in CONCURRENCY:
+    for mode in ("json", "sse", *RESPONSES_MODES):
+        for conns in (32,) if mode in RESPONSES_MODES else CONCURRENCY:
             for name, by_mode in eps.items():
+                if mode not in by_mode:
+                    continue
                 only_running(targets, name)
                 ep = by_mode[mode]
-                result = wrk(ep.url(), chat_body(ep.model, mode == "sse"), ep.key, conns, seconds)
+                result = wrk(ep.url(), body_for(ep, mode), ep.key, conns, seconds)
                 results.load[(name, mode, conns)].append(result)
                 if name == "litellm":
                     # LiteLLM keeps working through its backlog after wrk stops;
@@ -92,6 +107,8 @@ def run_ttfb(eps: dict[str, dict[str, Endpoint]], results: Results, count: int,
     for name, by_mode in eps.items():
         only_running(targets, name)
         for mode, ep in by_mode.items():
+            if mode in RESPONSES_MODES:
+                continue
             samples = ttfb("127.0.0.1", ep.port, ep.path, chat_body(ep.model, mode == "sse"), ep.key, count)
             results.ttfb[(name, mode)].extend(samples)
 

@@ -2,7 +2,8 @@
 
 nginx answers ``POST /json/v1/chat/completions`` with a fixed
 ``chat.completion`` and ``POST /sse/v1/chat/completions`` with a fixed
-50-event stream, so the upstream is never the bottleneck.
+50-event stream (``/v1/responses`` likewise, in Responses form), so the
+upstream is never the bottleneck.
 """
 
 from __future__ import annotations
@@ -43,11 +44,54 @@ def stream_body() -> str:
     return "".join(events)
 
 
+def response_body() -> str:
+    """A fixed Responses API answer, as OpenAI writes it (model after nested fields)."""
+    return json.dumps(_response("completed", REPLY), ensure_ascii=False, separators=(",", ":"))
+
+
+def _response(status: str, text: str | None) -> dict:
+    output = [] if text is None else [{"type": "message", "id": "msg_bench", "status": "completed",
+                                       "role": "assistant",
+                                       "content": [{"type": "output_text", "text": text, "annotations": []}]}]
+    return {"id": "resp_bench", "object": "response", "created_at": 1732492800, "status": status, "error": None,
+            "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": MODEL,
+            "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "usage": None if text is None else {"input_tokens": 40, "output_tokens": 30, "total_tokens": 70}}
+
+
+def response_stream_body() -> str:
+    """50 Responses events: created, in_progress, item and part added, deltas, dones, completed."""
+    def event(kind: str, seq: int, **fields: object) -> str:
+        data = json.dumps({"type": kind, "sequence_number": seq, **fields}, ensure_ascii=False, separators=(",", ":"))
+        return f"event: {kind}\ndata: {data}\n\n"
+
+    ids = {"item_id": "msg_bench", "output_index": 0, "content_index": 0}
+    head = [event("response.created", 0, response=_response("in_progress", None)),
+            event("response.in_progress", 1, response=_response("in_progress", None)),
+            event("response.output_item.added", 2, output_index=0, item={"type": "message", "id": "msg_bench",
+                  "status": "in_progress", "role": "assistant", "content": []}),
+            event("response.content_part.added", 3, part={"type": "output_text", "text": "", "annotations": []},
+                  **ids)]
+    deltas = STREAM_EVENTS - len(head) - 4
+    text = "主人" * deltas
+    body = [event("response.output_text.delta", 4 + i, delta="主人", logprobs=[], **ids) for i in range(deltas)]
+    part = {"type": "output_text", "text": text, "annotations": []}
+    seq = 4 + deltas
+    tail = [event("response.output_text.done", seq, text=text, logprobs=[], **ids),
+            event("response.content_part.done", seq + 1, part=part, **ids),
+            event("response.output_item.done", seq + 2, output_index=0, item={
+                "type": "message", "id": "msg_bench", "status": "completed", "role": "assistant", "content": [part]}),
+            event("response.completed", seq + 3, response=_response("completed", text))]
+    return "".join(head + body + tail)
+
+
 def _write_site(www: Path) -> None:
     models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1,
                                                       "owned_by": "bench"}]})
     for prefix, name, body in (("json", "chat/completions", completion_body()),
                                ("sse", "chat/completions", stream_body()),
+                               ("json", "responses", response_body()),
+                               ("sse", "responses", response_stream_body()),
                                ("json", "models", models), ("sse", "models", models)):
         path = www / prefix / "v1" / name
         path.parent.mkdir(parents=True, exist_ok=True)

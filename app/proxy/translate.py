@@ -104,8 +104,8 @@ def _chat_content(content: Any, role: str) -> Any:
                                                    if k in part}})
         else:
             parts.append(part)
-    # Assistant and system turns are plain text in chat form.
-    if role in ("assistant", "system", "developer", "tool") and all(p["type"] == "text" for p in parts):
+    # Text-only turns as plain strings: every chat server takes those (not all take parts).
+    if all(p["type"] == "text" for p in parts) and (role != "user" or len(parts) == 1):
         return "".join(p["text"] for p in parts)
     return parts
 

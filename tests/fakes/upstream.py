@@ -266,7 +266,10 @@ class FakeOpenAI:
                 return Reply(chunks=response_events(model))
             return Reply(body=json.dumps(response_obj(model)).encode())
         if payload.get("stream"):
-            return Reply(chunks=default_stream(model))
+            chunks = default_stream(model)
+            if (payload.get("stream_options") or {}).get("include_usage"):
+                chunks.insert(-1, usage_chunk(model))  # as OpenAI: after the last choice, before [DONE]
+            return Reply(chunks=chunks)
         return Reply(body=json.dumps(completion(model)).encode())
 
 

@@ -51,7 +51,7 @@ model = "gpt-4.1-mini"
     assert 'persona_proxy_requests_total{api="chat",kind="chat",route="maid",status="200",stream="yes"} 1.0' in text
     assert 'persona_proxy_errors_total{code="invalid_value",route="maid"} 1.0' in text
     assert 'persona_proxy_failovers_total{route="maid"} 1.0' in text
-    assert 'persona_proxy_tokens_total{route="maid",type="prompt"} 10.0' in text
+    assert 'persona_proxy_tokens_total{route="maid",type="prompt"} 15.0' in text  # the stream reported usage too
     assert 'persona_proxy_streams_in_flight{route="maid"} 0.0' in text
     assert "persona_proxy_time_to_first_byte_seconds_bucket" in text
     for secret in (admin, proxy.client_key, proxy.upstream_key):

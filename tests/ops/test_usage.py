@@ -48,7 +48,7 @@ def test_usage_records_for_streamed_and_plain_requests(make_proxy, fake, tmp_pat
     assert (plain["route"], plain["model"], plain["status"], plain["stream"]) == ("maid", FT_MODEL, 200, 0)
     assert (plain["prompt_tokens"], plain["completion_tokens"], plain["user_id"]) == (5, 2, "user-7")
     assert plain["key_id"].startswith("key-") and proxy.client_key not in json.dumps(rows)
-    assert streamed["stream"] == 1 and streamed["prompt_tokens"] is None  # the fake's default stream has no usage
+    assert streamed["stream"] == 1 and streamed["prompt_tokens"] == 5  # the usage chunk the proxy asked for
     assert streamed["ttfb_ms"] > 0 and streamed["duration_ms"] >= streamed["ttfb_ms"]
     assert (limited["status"], limited["error_code"]) == (429, "rate_limit_exceeded")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from app.proxy.openwebui import caller_from, detect_task
 
 from ..conftest import MAID_PROMPT
@@ -204,3 +206,43 @@ def test_detect_task_unit():
     assert detect_task({"messages": [{"role": "user", "content": "hello"}]}, "emoji_generation") == "emoji_generation"
     caller = caller_from([(b"x-openwebui-user-name", b"Alice%20%E5%A5%B3"), (b"x-openwebui-user-id", b"u\n1")])
     assert caller.user_name == "Alice 女" and caller.user_id == "u1"
+
+
+def responses_chat_body(stream: bool) -> dict:
+    """What Open WebUI 0.12 posts to {base_url}/responses for a chat on a "Responses" connection."""
+    tools = [{"type": "function", "name": f"tool_{i}", "description": "d", "strict": False,
+              "parameters": {"type": "object", "properties": {}}} for i in range(28)]
+    return {"model": "maid", "stream": stream, "instructions": "You are a helpful assistant.", "tools": tools,
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "你好"}]},
+                      {"type": "message", "role": "assistant",
+                       "content": [{"type": "output_text", "text": "主人好！"}]},
+                      {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "泡茶"}]}]}
+
+
+@pytest.mark.parametrize("mode", ["native", "translate"])
+def test_a_responses_connection_chats_streams_and_titles_like_open_webui(make_proxy, fake, mode):
+    proxy = make_proxy(ROUTE, upstream=f'responses = "{mode}"')
+    with proxy.http() as http:
+        models = http.get("/v1/models", headers=OWUI_HEADERS).json()["data"]
+        whole = http.post("/v1/responses", headers=OWUI_HEADERS, json=responses_chat_body(False)).json()
+        streamed = http.post("/v1/responses", headers=OWUI_HEADERS, json=responses_chat_body(True)).text
+        title = http.post("/v1/responses", headers=OWUI_HEADERS, json={
+            "model": "maid", "stream": False, "max_output_tokens": 1000,
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": TITLE}]}]})
+    assert [m["id"] for m in models] == ["maid"]
+    assert whole["model"] == "maid" and whole["output"][0]["content"][0]["text"]
+    # Open WebUI's browser path: every data: line is one whole JSON event.
+    events = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: ")]
+    text = "".join(e.get("delta", "") for e in events if e["type"] == "response.output_text.delta")
+    completed = events[-1]
+    assert text and completed["type"] == "response.completed" and completed["response"]["usage"]["output_tokens"]
+    assert title.status_code == 200
+    if mode == "native":
+        chat, task = fake.responses_requests[1].json, fake.responses_requests[2].json
+        assert chat["instructions"] == MAID_PROMPT and len(chat["tools"]) == 28
+        assert "instructions" not in task  # the title request kept out of character
+    else:
+        chat, task = fake.chat_requests[1].json, fake.chat_requests[2].json
+        assert chat["messages"][0] == {"role": "system", "content": MAID_PROMPT} and len(chat["tools"]) == 28
+        assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant", "user"]
+        assert task["messages"] == [{"role": "user", "content": TITLE}] and task["max_tokens"] == 1000
