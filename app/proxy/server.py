@@ -102,14 +102,18 @@ def create_app(
     # Always installed: keys may arrive with a reload; with none it lets requests through.
     app.add_middleware(ProxyKeyAuth, keys=client_keys)
     if config.server.cors_origins:
-        # Outside the key check: a browser's preflight carries no key. Bearer keys need no
-        # credentials mode, so credentials are never allowed (and "*" never with them).
-        app.http_entry = CORSMiddleware(
-            app._route, allow_origins=config.server.cors_origins, allow_credentials=False,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"], max_age=600,
-            expose_headers=["x-request-id", "x-persona-target", "x-upstream-request-id", "retry-after",
-                            "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"])
+        app.http_entry = _with_cors(app._route, config.server.cors_origins)
     return app
+
+
+def _with_cors(app: ASGIApp, origins: list[str]) -> ASGIApp:
+    # Outside the key check: a browser's preflight carries no key. Bearer keys need no
+    # credentials mode, so credentials are never allowed (and "*" never with them).
+    return CORSMiddleware(
+        app, allow_origins=origins, allow_credentials=False, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["*"], max_age=600,
+        expose_headers=["x-request-id", "x-persona-target", "x-upstream-request-id", "retry-after",
+                        "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"])
 
 
 def _log_start(config: Config, routes: RouteTable) -> None:
