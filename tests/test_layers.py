@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "tuning": {"config"},
     "ops": {"config"},
     "proxy": {"config", "tuning", "ops"},
-    "cli": {"config", "tuning", "ops", "proxy"},
+    "evals": {"config", "tuning", "ops", "proxy"},
+    "cli": {"config", "tuning", "ops", "proxy", "evals"},
 }
 
 

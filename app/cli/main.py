@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from .check import check_command
 from .dataset import dataset
+from .eval import eval_command
 from .finetune import finetune
 from .route import route
 from .routes import routes_command
@@ -24,5 +25,5 @@ def main() -> None:
     cli(prog_name="persona-proxy")
 
 
-for command in (serve, check_command, dataset, route, finetune, routes_command, usage_command):
+for command in (serve, check_command, dataset, route, finetune, routes_command, usage_command, eval_command):
     cli.add_command(command)

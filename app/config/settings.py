@@ -209,6 +209,10 @@ class RouteSettings(TargetFields):
         default_factory=list, description="Targets tried in order when the primary cannot answer."
     )
     failover_on_rate_limit: bool = Field(default=False, description="Also fail over on 429 answers.")
+    eval_markers: list[str] | None = Field(
+        default=None, description="Persona markers `eval` counts (default: derived from the training replies).")
+    eval_breaks: list[str] = Field(
+        default_factory=list, description="More phrases that break character, for `eval` (added to its list).")
 
     @model_validator(mode="after")
     def _one_prompt_source(self) -> RouteSettings:

@@ -143,7 +143,7 @@ class Runtime:
         return True
 
     def _new_clients(self, config: Config) -> dict[str, UpstreamClient]:
-        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or _transport(settings.kind),
+        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or transport_for(settings.kind),
                                      owns_transport=name not in self.transports)
                 for name, settings in config.upstreams.items()}
 
@@ -193,6 +193,6 @@ async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mappin
         await asyncio.sleep(interval)
 
 
-def _transport(kind: str) -> httpx.AsyncBaseTransport | None:
+def transport_for(kind: str) -> httpx.AsyncBaseTransport | None:
     return DemoTransport() if kind == "demo" else None
 

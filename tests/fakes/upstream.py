@@ -184,6 +184,8 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [{"id": "upstream-model", "object": "model", "created": 1,
                                               "owned_by": "fake"}]
         self._queue: deque[Reply] = deque()
+        # What unscripted chat requests are answered with.
+        self.content = "Hello!"
         self._server = ServerThread(self._app())
 
     @property
@@ -270,6 +272,6 @@ class FakeOpenAI:
             if (payload.get("stream_options") or {}).get("include_usage"):
                 chunks.insert(-1, usage_chunk(model))  # as OpenAI: after the last choice, before [DONE]
             return Reply(chunks=chunks)
-        return Reply(body=json.dumps(completion(model)).encode())
+        return Reply(body=json.dumps(completion(model, self.content)).encode())
 
 

@@ -1,0 +1,135 @@
+"""`persona-proxy eval`: a route's targets and a candidate, each answering in its own way, against real fakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli.main import cli
+
+from ..conftest import MAID_PROMPT, REPO
+from ..fakes.servers import free_port
+from ..fakes.upstream import FakeOpenAI
+
+SAMPLE = REPO / "examples" / "maid_sample.jsonl"
+ANSWERS = {
+    "hant": "主人，莉莉馬上為您準備好！請稍等一下喔～❤️",
+    "hans": "主人，莉莉马上为您准备好！请稍等一下哦～❤️",
+    "english": "Of course! I will get that ready for you right away.",
+    "robot": "主人，作為一個AI語言模型，我無法真的做到。❤️",
+}
+
+
+@pytest.fixture
+def fakes():
+    servers = {name: FakeOpenAI().start() for name in ANSWERS}
+    for name, server in servers.items():
+        server.content = ANSWERS[name]
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def config_for(tmp_path: Path, fakes: dict[str, FakeOpenAI], extra: str = "") -> Path:
+    (tmp_path / "maid.jsonl").write_bytes(SAMPLE.read_bytes())
+    upstreams = "".join(f'[upstreams.{name}]\nbase_url = "{s.url}/v1"\n\n' for name, s in fakes.items())
+    path = tmp_path / "config.toml"
+    path.write_text(f"""{upstreams}
+[upstreams.gone]
+base_url = "http://127.0.0.1:{free_port()}/v1"
+
+[routes.maid]
+upstream = "hant"
+model = "ft:maid"
+system_prompt = "{MAID_PROMPT}"
+params = {{ temperature = 0.8 }}
+
+[[routes.maid.fallbacks]]
+upstream = "hans"
+model = "gpt-4.1-mini"
+system_prompt_extra = "你的名字是莉莉。"
+few_shot_from = "maid.jsonl"
+few_shot_count = 2
+{extra}
+""", encoding="utf-8")
+    return path
+
+
+def run_eval(config: Path, *args: str):
+    return CliRunner().invoke(cli, ["eval", "maid", "--config", str(config), *args])
+
+
+def test_every_measure_tells_the_targets_apart_and_the_requests_are_the_routes(tmp_path, fakes):
+    config = config_for(tmp_path, fakes)
+    result = run_eval(config, "--json", "--target", "gpt-4o@english", "--target", "llama@robot",
+                      "--target", "m@gone", "--limit", "6")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    by = {t["target"]: t for t in data["targets"]}
+    assert list(by) == ["training data", "ft:maid@hant", "gpt-4.1-mini@hans", "gpt-4o@english", "llama@robot",
+                        "m@gone"]
+    assert data["script"] == "zh-Hant" and "主人" in data["markers"]
+    hant, hans, english, robot = (by[k] for k in ("ft:maid@hant", "gpt-4.1-mini@hans", "gpt-4o@english",
+                                                  "llama@robot"))
+    assert (hant["script"], hans["script"], english["script"]) == (1.0, 0.0, 0.0)  # script
+    assert english["markers"] < hant["markers"]  # markers
+    assert robot["breaks"] == 1.0 and hant["breaks"] == 0.0  # breaks of character
+    assert hant["closeness"] > english["closeness"]  # chrF to the reference
+    assert hant["fidelity"] > max(t["fidelity"] for t in (hans, english, robot))
+    assert all(0 <= t["fidelity"] <= 1 for t in (hant, hans, english, robot))
+    assert by["m@gone"]["status"] == "unreachable" and by["m@gone"]["fidelity"] is None
+    # Held-out prompts: never one the fallback uses as a few-shot exchange; the same code plans the requests.
+    sent = fakes["hans"].chat_requests[0].json["messages"]
+    shots = {m["content"] for m in sent[1:-1] if m["role"] == "user"}
+    assert sent[0]["content"] == f"{MAID_PROMPT}\n\n你的名字是莉莉。" and len(shots) == 2
+    asked = {r.json["messages"][-1]["content"] for r in fakes["hans"].chat_requests}
+    assert len(asked) == 6 and not asked & shots
+    assert fakes["hant"].chat_requests[0].json["temperature"] == 0.8
+
+
+def test_the_table_names_what_pulls_each_target_down(tmp_path, fakes):
+    result = run_eval(config_for(tmp_path, fakes), "--target", "llama@robot", "--limit", "4")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:2] == ["training", "data"]
+    script_row = next(line for line in lines if line.startswith("in zh-Hant"))
+    breaks_row = next(line for line in lines if line.startswith("breaks of character"))
+    assert script_row.count("◀") == 1 and breaks_row.count("◀") == 1  # hans: script; robot: breaks
+    assert any(line.strip().startswith("主人") for line in lines)
+
+
+def test_a_retired_target_is_reported_not_scored_and_cost_comes_first(tmp_path, fakes):
+    # The shutdown date lands in the fallback's table: it is the fallback that is retired.
+    config = config_for(tmp_path, fakes, extra='shutdown_date = 2025-01-01\n\n[prices."ft:maid"]\ninput = 300\n'
+                                             'output = 1200\n')
+    refused = CliRunner().invoke(cli, ["eval", "maid", "--config", str(config), "--limit", "3"], input="n\n")
+    assert refused.exit_code == 1 and "above --max-cost" in refused.output and "not sent" in refused.output
+    assert fakes["hant"].chat_requests == []
+    result = run_eval(config, "--limit", "3", "--yes", "--json")
+    by = {t["target"]: t for t in json.loads(result.stdout)["targets"]}
+    assert by["gpt-4.1-mini@hans"]["status"] == "retired" and by["gpt-4.1-mini@hans"]["fidelity"] is None
+    assert fakes["hans"].chat_requests == []
+    assert "ft:maid@hant: 3 requests" in result.stderr
+
+
+def test_prompts_of_your_own_and_clear_mistakes(tmp_path, fakes):
+    config = config_for(tmp_path, fakes)
+    prompts = tmp_path / "mine.jsonl"
+    prompts.write_text('{"prompt": "幫我泡茶", "reference": "好的，主人！"}\n', encoding="utf-8")
+    result = run_eval(config, "--json", "--prompts", str(prompts), "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["prompts"] == 2
+    assert "no route 'nobody'" in CliRunner().invoke(cli, ["eval", "nobody", "--config", str(config)]).output
+    bad = run_eval(config, "--target", "no-upstream-here")
+    assert bad.exit_code == 1 and "MODEL@UPSTREAM" in bad.output
+
+
+def test_the_offline_demo_can_be_evaluated_with_no_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["eval", "maid-demo", "--dataset", str(SAMPLE), "--json", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    (demo,) = [t for t in json.loads(result.stdout)["targets"] if t["target"] == "maid-demo@demo"]
+    assert demo["status"] == "ok" and demo["script"] == 1.0 and demo["fidelity"] is not None
