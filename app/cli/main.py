@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .chat import chat_command
 from .check import check_command
 from .dataset import dataset
 from .eval import eval_command
@@ -25,5 +26,6 @@ def main() -> None:
     cli(prog_name="persona-proxy")
 
 
-for command in (serve, check_command, dataset, route, finetune, routes_command, usage_command, eval_command):
+for command in (serve, check_command, dataset, route, finetune, routes_command, usage_command, eval_command,
+                chat_command):
     cli.add_command(command)
