@@ -11,10 +11,12 @@ from pathlib import Path
 import click
 
 from ..config import Config
-from ..evals import runner
+from ..evals import html, judge, runner
 from ..evals.report import results, table
 from ..evals.runner import Prompt, TargetRun, candidate, retired_on
 from ..proxy.routing import Route, RouteTable
+from ..proxy.runtime import transport_for
+from ..proxy.upstream import UpstreamClient
 from ..tuning import fewshot
 from ..tuning.fidelity import Profile
 from ..tuning.tokens import load_counter
@@ -32,18 +34,24 @@ from .common import UserError, load
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Prompts at most.")
 @click.option("--target", "extra_targets", multiple=True, metavar="MODEL@UPSTREAM",
               help="A candidate not in the config, tried as a fallback with the route's persona (repeatable).")
+@click.option("--judge", "judge_spec", metavar="MODEL@UPSTREAM",
+              help="Also have this model score each reply 1-5 against the persona (structured output).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--max-cost", type=float, default=0.50, show_default=True,
               help="Ask before spending more than this many USD (estimate from [prices]).")
 @click.option("--yes", is_flag=True, help="Do not ask, whatever the estimate.")
 @click.option("--json", "as_json", is_flag=True, help="Every reply and score as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report here (charts and every reply side by side).")
 def eval_command(route_name: str, config_file: str | None, dataset: Path | None, prompts_path: Path | None,
-                 limit: int, extra_targets: tuple[str, ...], concurrency: int, max_cost: float, yes: bool,
-                 as_json: bool) -> None:
+                 limit: int, extra_targets: tuple[str, ...], judge_spec: str | None, concurrency: int,
+                 max_cost: float, yes: bool, as_json: bool, html_path: Path | None) -> None:
     """Measure how well each target of ROUTE keeps the persona: script, markers, length, closeness, breaks."""
     config = load(config_file)
     route = _route(config, route_name)
     runs = _runs(config, route, extra_targets)
+    if judge_spec is not None and judge_spec.rpartition("@")[2] not in config.upstreams:
+        raise UserError(f"--judge takes MODEL@UPSTREAM with an upstream of the config, not {judge_spec!r}")
     training_file = dataset or runner.dataset_of(route, config)
     prompts = runner.held_out(training_file, route.targets, limit) if training_file else []
     if prompts_path is not None:
@@ -68,9 +76,16 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
 
     try:
         asyncio.run(runner.run_all(config, route, runs, prompts, concurrency, progress))
+        if judge_spec is not None:
+            asyncio.run(_judge(config, route, judge_spec, training_file, prompts, runs, concurrency))
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: reporting the {done[0]} replies collected", err=True)
     data = results(route.name, prompts, training, profile, runs)
+    if judge_spec is not None:
+        data["judge"], data["rubric"] = judge_spec, judge.RUBRIC
+    if html_path is not None:
+        html_path.write_text(html.render(data), encoding="utf-8")
+        click.echo(f"report written to {html_path}", err=True)
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -78,6 +93,23 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
                f"{len(training)} training replies ({profile.script})")
     for line in table(data):
         click.echo(line)
+    if judge_spec is not None:
+        click.echo(f"\njudge {judge_spec}, rubric:\n{judge.RUBRIC}")
+
+
+async def _judge(config: Config, route: Route, spec: str, training_file: Path, prompts: list[Prompt],
+                 runs: list[TargetRun], concurrency: int) -> None:
+    model, _, upstream = spec.rpartition("@")
+    if not model or upstream not in config.upstreams:
+        raise UserError(f"--judge takes MODEL@UPSTREAM with an upstream of the config, not {spec!r}")
+    asked = {p.text for p in prompts}
+    examples = [Prompt(u, r) for u, r in fewshot.exchanges(training_file) if u not in asked][:2]
+    client = UpstreamClient(config.upstream(upstream), transport_for(config.upstreams[upstream].kind))
+    try:
+        await judge.judge_all(client, model, route.settings.system_prompt or "", examples, prompts,
+                              [r for r in runs if r.status == "ok"], concurrency)
+    finally:
+        await client.aclose()
 
 
 def _route(config: Config, name: str) -> Route:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from ..tuning.fidelity import Profile, Scores, measure
 from .runner import Prompt, TargetRun
 
 COMPONENT_OF = {"script": "script", "markers": "markers", "length": "length", "closeness": "closeness",
-                "breaks": "in character"}
+                "breaks": "in character", "judge": "judge"}
 
 
 def results(route: str, prompts: Sequence[Prompt], training: Sequence[str], profile: Profile,
@@ -24,9 +25,17 @@ def results(route: str, prompts: Sequence[Prompt], training: Sequence[str], prof
         answered = [(r, ref) for r, ref in zip(run.replies, references, strict=True) if r is not None]
         scores = measure([r for r, _ in answered], [ref for _, ref in answered], profile, base) \
             if answered else None
+        verdicts = [v for v in run.judged if v is not None]
+        if scores is not None and verdicts:
+            # The judge is one more component: 1 -> 0, 5 -> 1.
+            scores.components["judge"] = (statistics.fmean(verdicts) - 1) / 4
+            scores.fidelity = statistics.fmean(scores.components.values())
         entry = _entry(run.label, run.status, scores, profile, note=run.note, candidate=run.candidate)
-        entry["replies"] = [{"prompt": p.text, "reference": p.reference, "reply": r}
-                            for p, r in zip(prompts, run.replies, strict=True)]
+        if verdicts:
+            entry["judge"] = round(statistics.fmean(verdicts), 2)
+        judged = run.judged or [None] * len(prompts)
+        entry["replies"] = [{"prompt": p.text, "reference": p.reference, "reply": r, "judge": j}
+                            for p, r, j in zip(prompts, run.replies, judged, strict=True)]
         entries.append(entry)
     return {"route": route, "prompts": len(prompts), "script": profile.script,
             "markers": {m: round(s, 3) for m, s in profile.markers.items()},
@@ -59,6 +68,8 @@ def table(data: dict[str, Any]) -> list[str]:
     measures = [("script", f"in {script}", "{:.0%}"), ("markers", "persona markers", "{:.0%}"),
                 ("length", "median length (chars)", "{:.0f}"), ("closeness", "chrF to reference", "{:.2f}"),
                 ("breaks", "breaks of character", "{:.0%}")]
+    if any("judge" in e for e in entries):
+        measures.append(("judge", "judge (1-5)", "{:.1f}"))
     for key, name, spec in measures:
         cells = []
         for i, e in enumerate(entries):

@@ -45,6 +45,7 @@ class TargetRun:
     status: str = "ok"  # ok | retired | unreachable | key not set | key refused
     note: str = ""
     replies: list[str | None] = field(default_factory=list)
+    judged: list[int | None] = field(default_factory=list)  # the judge's 1-5 per reply, with --judge
 
 
 def held_out(dataset: Path, exclude: Sequence[Target], limit: int) -> list[Prompt]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,48 @@ def test_the_offline_demo_can_be_evaluated_with_no_key(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     (demo,) = [t for t in json.loads(result.stdout)["targets"] if t["target"] == "maid-demo@demo"]
     assert demo["status"] == "ok" and demo["script"] == 1.0 and demo["fidelity"] is not None
+
+
+def test_the_html_report_is_self_contained_with_charts_and_every_reply(tmp_path, fakes):
+    config = config_for(tmp_path, fakes)
+    report = tmp_path / "report.html"
+    result = run_eval(config, "--limit", "3", "--html", str(report), "--target", "gpt-4o@english")
+    assert result.exit_code == 0, result.output
+    page = report.read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # opens offline
+    assert page.count("<h2>") == 7  # six measures and the replies
+    assert page.count(ANSWERS["english"]) == 3 and page.count(ANSWERS["hant"]) == 3
+    assert "gpt-4.1-mini@hans" in page and "class=\"bar ref\"" in page
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="headless Chromium (Debian's chromium) is not installed")
+def test_the_html_report_opens_in_headless_chromium(tmp_path, fakes):
+    report = tmp_path / "report.html"
+    run_eval(config_for(tmp_path, fakes), "--limit", "2", "--html", str(report))
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          report.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert "Persona fidelity of route" in dom and "ft:maid@hant" in dom
+
+
+def test_a_judge_scores_every_reply_with_structured_output(tmp_path, fakes):
+    judge = FakeOpenAI().start()
+    try:
+        judge.content = json.dumps({"score": 4, "reason": "warm, in character"})
+        config = config_for(tmp_path, fakes)
+        config.write_text(config.read_text(encoding="utf-8") + f'\n[upstreams.judge]\nbase_url = "{judge.url}/v1"\n',
+                          encoding="utf-8")
+        result = run_eval(config, "--limit", "2", "--judge", "gpt-judge@judge", "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        hant = next(t for t in data["targets"] if t["target"] == "ft:maid@hant")
+        assert hant["judge"] == 4.0 and hant["components"]["judge"] == 0.75
+        assert [r["judge"] for r in hant["replies"]] == [4, 4]
+        assert "5 = indistinguishable" in data["rubric"]
+        asked = judge.chat_requests[0].json
+        assert asked["response_format"]["type"] == "json_schema" and asked["model"] == "gpt-judge"
+        assert MAID_PROMPT in asked["messages"][1]["content"]
+        assert len(judge.chat_requests) == 4  # two prompts, two targets
+        bad = run_eval(config, "--judge", "gpt-judge@nowhere")
+        assert bad.exit_code == 1 and "--judge takes MODEL@UPSTREAM" in bad.output
+    finally:
+        judge.stop()
