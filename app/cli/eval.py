@@ -47,21 +47,13 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
                  limit: int, extra_targets: tuple[str, ...], judge_spec: str | None, concurrency: int,
                  max_cost: float, yes: bool, as_json: bool, html_path: Path | None) -> None:
     """Measure how well each target of ROUTE keeps the persona: script, markers, length, closeness, breaks."""
+    _needs_measures()
     config = load(config_file)
     route = _route(config, route_name)
     runs = _runs(config, route, extra_targets)
     if judge_spec is not None and judge_spec.rpartition("@")[2] not in config.upstreams:
         raise UserError(f"--judge takes MODEL@UPSTREAM with an upstream of the config, not {judge_spec!r}")
-    training_file = dataset or runner.dataset_of(route, config)
-    prompts = runner.held_out(training_file, route.targets, limit) if training_file else []
-    if prompts_path is not None:
-        try:
-            prompts = [*prompts, *runner.prompts_file(prompts_path)][:limit]
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if training_file is None or not prompts:
-        raise UserError(f"route {route.name}: no training data to compare with; pass --dataset FILE.jsonl "
-                        "(and --prompts FILE for prompts of your own)")
+    training_file, prompts = _prompts(route, config, dataset, prompts_path, limit)
     training = runner.training_replies(training_file)
     settings = route.settings
     profile = Profile.of(training, settings.eval_markers, settings.eval_breaks)
@@ -91,10 +83,23 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
         return
     click.echo(f"route {route.name}: {len(prompts)} prompts from {training_file}, "
                f"{len(training)} training replies ({profile.script})")
-    for line in table(data):
-        click.echo(line)
-    if judge_spec is not None:
-        click.echo(f"\njudge {judge_spec}, rubric:\n{judge.RUBRIC}")
+    click.echo("\n".join(table(data)) + (f"\n\njudge {judge_spec}, rubric:\n{judge.RUBRIC}" if judge_spec else ""))
+
+
+def _prompts(route: Route, config: Config, dataset: Path | None, extra: Path | None,
+             limit: int) -> tuple[Path, list[Prompt]]:
+    """The training file and the prompts: held out from it, then any of the user's own."""
+    training_file = dataset or runner.dataset_of(route, config)
+    prompts = runner.held_out(training_file, route.targets, limit) if training_file else []
+    if extra is not None:
+        try:
+            prompts = [*prompts, *runner.prompts_file(extra)][:limit]
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if training_file is None or not prompts:
+        raise UserError(f"route {route.name}: no training data to compare with; pass --dataset FILE.jsonl "
+                        "(and --prompts FILE for prompts of your own)")
+    return training_file, prompts
 
 
 async def _judge(config: Config, route: Route, spec: str, training_file: Path, prompts: list[Prompt],
@@ -110,6 +115,15 @@ async def _judge(config: Config, route: Route, spec: str, training_file: Path, p
                               [r for r in runs if r.status == "ok"], concurrency)
     finally:
         await client.aclose()
+
+
+def _needs_measures() -> None:
+    try:
+        import hanzidentifier  # noqa: F401
+        import sacrebleu  # noqa: F401
+    except ImportError:
+        raise UserError("eval measures scripts and chrF with hanzidentifier and sacrebleu: install them with pip "
+                        "install 'persona-proxy[eval]' (from a checkout: .venv/bin/pip install '.[eval]')") from None
 
 
 def _route(config: Config, name: str) -> Route:

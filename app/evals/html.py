@@ -12,10 +12,11 @@ STYLE = """
 body{font-family:system-ui,-apple-system,"Noto Sans CJK TC","PingFang TC",sans-serif;margin:2rem;color:#222;
 max-width:1200px}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-.chart{display:grid;grid-template-columns:14rem 1fr 4rem;gap:.3rem .6rem;align-items:center;margin:.4rem 0 1rem}
+.chart{display:grid;grid-template-columns:minmax(14rem,24rem) 1fr 4rem;gap:.3rem .6rem;align-items:center;
+margin:.4rem 0 1rem}
 .bar{height:1rem;background:#c2185b;border-radius:2px}.bar.ref{background:#888}.muted{color:#888}
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{border:1px solid #ddd;padding:.4rem;
-vertical-align:top;text-align:left}th{background:#f6f6f6}.note{font-size:.85rem;color:#555}
+vertical-align:top;text-align:left;overflow-wrap:anywhere}th{background:#f6f6f6}.note{font-size:.85rem;color:#555}
 """
 # (key in the results, title, how a value is shown, the largest value for a full bar)
 MEASURES = [("fidelity", "Fidelity (0-1)", "{:.2f}", 1.0),

@@ -180,3 +180,30 @@ def test_a_judge_scores_every_reply_with_structured_output(tmp_path, fakes):
         assert bad.exit_code == 1 and "--judge takes MODEL@UPSTREAM" in bad.output
     finally:
         judge.stop()
+
+
+def test_without_the_eval_extra_it_says_what_to_install(tmp_path, fakes, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_sacrebleu(name, *args, **kwargs):
+        if name == "sacrebleu":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_sacrebleu)
+    result = run_eval(config_for(tmp_path, fakes))
+    assert result.exit_code == 1 and "pip install 'persona-proxy[eval]'" in result.output
+    assert fakes["hant"].chat_requests == []
+
+
+def test_rate_limits_are_waited_out_with_the_upstreams_retry_after(tmp_path, fakes):
+    from ..fakes.upstream import error_reply
+
+    fakes["hant"].enqueue(error_reply(429, "Rate limit reached", code="rate_limit_exceeded",
+                                      headers={"retry-after": "0.2"}))
+    result = run_eval(config_for(tmp_path, fakes), "--limit", "2", "--json", "--concurrency", "1")
+    hant = next(t for t in json.loads(result.stdout)["targets"] if t["target"] == "ft:maid@hant")
+    assert hant["replies_scored"] == 2 and all(r["reply"] for r in hant["replies"])
+    assert len(fakes["hant"].chat_requests) == 3  # one refused, asked again after retry-after
