@@ -67,3 +67,11 @@ def test_git_ignores_a_users_config_and_usage_records():
              ".env"]
     result = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True)
     assert result.stdout.split() == names
+
+
+def test_no_source_or_test_file_is_ignored_by_git():
+    # A too-wide pattern (config/ once matched tests/config/) silently leaves files out of every commit.
+    files = [str(p.relative_to(REPO)) for folder in ("app", "tests", "docs", "bench") for p in (REPO / folder).rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == []
