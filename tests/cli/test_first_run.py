@@ -71,7 +71,7 @@ def test_git_ignores_a_users_config_and_usage_records():
 
 def test_no_source_or_test_file_is_ignored_by_git():
     # A too-wide pattern (config/ once matched tests/config/) silently leaves files out of every commit.
-    files = [str(p.relative_to(REPO)) for folder in ("app", "tests", "docs", "bench") for p in (REPO / folder).rglob("*")
-             if p.is_file() and "__pycache__" not in p.parts]
+    files = [str(p.relative_to(REPO)) for folder in ("app", "tests", "docs", "bench")
+             for p in (REPO / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     result = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True)
     assert result.stdout.split() == []
