@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .report import render
 from .run import Results, endpoints, idle_streams, only_running, run_round, run_ttfb, versions, workers_round
-from .targets import LiteLLM, PersonaProxy, free_port, litellm_binary, rss_mb
+from .targets import BareRelay, LiteLLM, PersonaProxy, free_port, litellm_binary, rss_mb
 from .upstream import Nginx
 
 
@@ -42,7 +42,8 @@ def main() -> None:
         results.notes.append(f"pinned: wrk, nginx and probes on CPU {cores[0]}; each single-worker proxy "
                              f"on CPU {cores[1]}; the worker comparison uses CPUs {all_cpus}")
     with Nginx(upstream_port):
-        targets = {"persona-proxy": PersonaProxy(upstream_port, cpus=proxy_cpus).start()}
+        targets = {"persona-proxy": PersonaProxy(upstream_port, cpus=proxy_cpus).start(),
+                   "bare-relay": BareRelay(upstream_port, cpus=proxy_cpus).start()}
         if not args.no_litellm and litellm_binary():
             targets["litellm"] = LiteLLM(upstream_port, cpus=proxy_cpus).start()
         else:

@@ -7,7 +7,7 @@ import statistics
 from .load import LoadResult
 from .run import CONCURRENCY, X1, X2, Results
 
-PP, LL, DIRECT = "persona-proxy", "litellm", "direct"
+PP, LL, DIRECT, BARE = "persona-proxy", "litellm", "direct", "bare-relay"
 
 
 def _med(items: list[LoadResult], attr: str) -> float:
@@ -41,6 +41,22 @@ def load_table(results: Results) -> list[str]:
                 f"{_fmt(p['p90_ms'], '.2f')} / {_fmt(p['p99_ms'], '.2f')} | {_fmt(over50, '.2f')} / "
                 f"{_fmt(over99, '.2f')} | {_fmt(lite['rps'])} | {_fmt(lite['p50_ms'], '.1f')} / "
                 f"{_fmt(lite['p99_ms'], '.1f')} | {_fmt(ratio, '.1f')}x |")
+    return lines
+
+
+def bare_table(results: Results) -> list[str]:
+    """persona-proxy against the 60-line Starlette + aiohttp pass-through, measured in the same rounds."""
+    lines = ["| mode | c | bare relay req/s | proxy req/s | proxy / bare | bare p99 ms | proxy p99 ms "
+             "| p99 proxy / bare |", "|---|---|---|---|---|---|---|---|"]
+    for mode in ("json", "sse"):
+        for conns in CONCURRENCY:
+            b, p = _get(results, BARE, mode, conns, "rps"), _get(results, PP, mode, conns, "rps")
+            b99, p99 = _get(results, BARE, mode, conns, "p99_ms"), _get(results, PP, mode, conns, "p99_ms")
+            label = "stream (50 events)" if mode == "sse" else "non-stream"
+            ratio = p / b if p and b else None
+            tail = p99 / b99 if p99 and b99 else None
+            lines.append(f"| {label} | {conns} | {_fmt(b)} | {_fmt(p)} | {_fmt(ratio, '.2f')} | "
+                         f"{_fmt(b99, '.1f')} | {_fmt(p99, '.1f')} | {_fmt(tail, '.1f')}x |")
     return lines
 
 
@@ -129,7 +145,8 @@ def render(results: Results, header: str) -> str:
             p99_one, p99_two = _get(results, X1, "json", conns, "p99_ms"), _get(results, X2, "json", conns, "p99_ms")
             lines.append(f"Workers on all cores, non-stream c={conns}: one {one:.0f} req/s (p99 {p99_one:.1f} ms), "
                          f"two {two:.0f} req/s (p99 {p99_two:.1f} ms), {two / one:.2f}x.  ")
-    lines += ["", "## Responses API beside chat (c=32, same routes and upstream)", "", *responses_table(results), "",
+    lines += ["", "## Against a bare relay (same libraries, same upstream, same rounds)", "", *bare_table(results), "",
+              "## Responses API beside chat (c=32, same routes and upstream)", "", *responses_table(results), "",
               "## Time to first byte (c=1, sequential, one connection)", "", *ttfb_table(results), "",
               "## Memory (RSS)", "", "| what | MB |", "|---|---|",
               *(f"| {k} | {v:.1f} |" for k, v in results.rss.items()), "",

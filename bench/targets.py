@@ -163,6 +163,22 @@ params = {{ temperature = 0.8 }}
         return argv, {"PERSONA_PROXY_API_KEYS": PROXY_KEY, "BENCH_UPSTREAM_KEY": "upstream-key"}
 
 
+class BareRelay(Target):
+    """A 60-line Starlette + aiohttp pass-through (bench/bare.py): the yardstick."""
+
+    name = "bare-relay"
+
+    def __init__(self, upstream_port: int, cpus: str | None = None) -> None:
+        super().__init__(cpus)
+        self.upstream_port = upstream_port
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        repo = str(Path(__file__).resolve().parent.parent)
+        argv = [sys.executable, "-m", "bench.bare", "--port", str(self.port),
+                "--upstream", f"http://127.0.0.1:{self.upstream_port}"]
+        return argv, {"PYTHONPATH": repo}
+
+
 def litellm_binary() -> str | None:
     return os.environ.get("LITELLM_BIN") or shutil.which("litellm")
 
