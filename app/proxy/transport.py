@@ -94,7 +94,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeout = request.extensions.get("timeout", {})
+        return await self.send(request.method, str(request.url), request.headers.multi_items(),
+                               await request.aread(), request.extensions.get("timeout", {}), request)
+
+    async def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes,
+                   timeout: dict[str, float], request: httpx.Request | None = None) -> httpx.Response:
+        """The proxy's hot path: no ``httpx.Request`` to build and take apart again (about 5% of a request)."""
         if self._slots.locked():
             try:
                 await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
@@ -106,8 +111,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             with _mapped():
                 response = await self._get_session().request(
-                    request.method, str(request.url), headers=request.headers.multi_items(),
-                    data=await request.aread() or None, allow_redirects=False,
+                    method, url, headers=headers, data=body or None, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout.get("connect"),
                                                   sock_read=timeout.get("read")),
                 )

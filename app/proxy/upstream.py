@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ class UpstreamClient:
         # A transport handed in by the caller (tests, embedding) is the caller's to close.
         self._owns_transport = owns_transport or transport is None
         self._urls: dict[str, httpx.URL] = {}
+        self._url_strings: dict[str, str] = {}
         self._timeouts = {
             "connect": s.connect_timeout,
             # The guard enforces first-byte and idle deadlines; this only stops a dead socket.
@@ -125,32 +126,46 @@ class UpstreamClient:
         headers = self._headers[stream]
         if request_id is not None:
             headers = [*headers, ("x-request-id", request_id)]
-        request = httpx.Request("POST", self._url(path), headers=headers, content=body,
-                                extensions={"timeout": self._timeouts})
-        response = await self._send(request)
+        response = await self._send(self._exchange(path, headers, body))
         if response.status_code >= 300:
             await self._raise_for_status(response)
         return response
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    def _exchange(self, path: str, headers: list[tuple[str, str]],
+                  body: bytes) -> Callable[[], Awaitable[httpx.Response]]:
+        """How to send one POST; called again for the one retry after a refused connection."""
+        transport = self._transport
+        if isinstance(transport, AiohttpTransport):
+            url = self._url_strings.get(path) or self._url_strings.setdefault(path, str(self._url(path)))
+            return lambda: transport.send("POST", url, headers, body, self._timeouts)
+        # The demo's and the tests' transports take httpx requests.
+        request = httpx.Request("POST", self._url(path), headers=headers, content=body,
+                                extensions={"timeout": self._timeouts})
+
+        async def exchange() -> httpx.Response:
+            response = await transport.handle_async_request(request)
+            response.request = request
+            return response
+
+        return exchange
+
+    async def _send(self, exchange: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
         try:
-            return await self._send_once(request)
+            return await self._send_once(exchange)
         except httpx.ConnectError:
             # Nothing reached the upstream: one retry after a short jittered pause is safe.
             await asyncio.sleep(random.uniform(0.05, 0.25))
         try:
-            return await self._send_once(request)
+            return await self._send_once(exchange)
         except ProxyError as err:
             err.headers.update(NO_RETRY)
             raise
         except httpx.ConnectError:
             raise self._unreachable() from None
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+    async def _send_once(self, exchange: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
         try:
-            response = await self._transport.handle_async_request(request)
-            response.request = request
-            return response
+            return await exchange()
         except httpx.ConnectError:
             raise
         except httpx.ConnectTimeout:
