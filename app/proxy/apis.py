@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from ..config import UpstreamSettings
 from . import persona, responses
 from .guard import Guard
 from .relay import StreamRelay, read_json
 from .responses_relay import ResponsesRelay, TranslatingRelay, read_translated
 from .translate import responses_to_chat
+from .transport import UpstreamResponse
 
 
 class BodyBuilder(Protocol):
@@ -29,24 +28,24 @@ class BodyBuilder(Protocol):
 
 
 RelayFactory = Callable[..., StreamRelay]
-Reader = Callable[[httpx.Response, Guard, float, bytes, dict[str, Any]],
+Reader = Callable[[UpstreamResponse, Guard, float, bytes, dict[str, Any]],
                   Awaitable[tuple[bytes, dict[str, Any] | None]]]
 
 
-async def _read_native(upstream: httpx.Response, guard: Guard, idle: float, model: bytes,
+async def _read_native(upstream: UpstreamResponse, guard: Guard, idle: float, model: bytes,
                        request: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None]:
     return await read_json(upstream, guard, idle, model)
 
 
-def _chat_relay(upstream: httpx.Response, *, request: dict[str, Any], **options: Any) -> StreamRelay:
+def _chat_relay(upstream: UpstreamResponse, *, request: dict[str, Any], **options: Any) -> StreamRelay:
     return StreamRelay(upstream, **options)
 
 
-def _responses_relay(upstream: httpx.Response, *, request: dict[str, Any], **options: Any) -> StreamRelay:
+def _responses_relay(upstream: UpstreamResponse, *, request: dict[str, Any], **options: Any) -> StreamRelay:
     return ResponsesRelay(upstream, **options)
 
 
-def _translating_relay(upstream: httpx.Response, *, request: dict[str, Any], **options: Any) -> StreamRelay:
+def _translating_relay(upstream: UpstreamResponse, *, request: dict[str, Any], **options: Any) -> StreamRelay:
     options.pop("strip_usage", None)  # the translator consumes the usage chunk itself
     return TranslatingRelay(upstream, request=request, **options)
 

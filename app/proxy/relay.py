@@ -21,6 +21,7 @@ from .errors import BadGateway, GatewayTimeout, ProxyError, sse_error_event
 from .guard import Guard
 from .rewrite import ModelRewriter, rewrite_model
 from .sse import SSEComment, SSEDecoder, SSEEvent, encode_comment, encode_event
+from .transport import UpstreamResponse
 from .upstream import redact
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 class StreamRelay:
     """Relays one upstream SSE stream event by event, rewriting ``model``."""
 
-    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float,
+    def __init__(self, upstream: UpstreamResponse, *, model: bytes, idle_timeout: float,
                  secret: bytes | None = None, strip_usage: bool = False) -> None:
         self.upstream = upstream
         self.secret = secret
@@ -167,7 +168,7 @@ def _not_json() -> BadGateway:
                       code="upstream_invalid_response")
 
 
-async def read_json(upstream: httpx.Response, guard: Guard, idle_timeout: float,
+async def read_json(upstream: UpstreamResponse, guard: Guard, idle_timeout: float,
                     model: bytes) -> tuple[bytes, dict[str, Any] | None]:
     """The upstream's whole JSON answer with ``model`` rewritten, and its usage; never echoes a bad body."""
     chunks: list[bytes] = []

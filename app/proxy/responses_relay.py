@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 
 from .errors import BadGateway, ProxyError
@@ -21,6 +20,7 @@ from .responses import LIFECYCLE, TERMINAL, error_event, rewrite_event_model
 from .sse import SSEComment, SSEEvent, encode_comment
 from .translate import chat_to_response, sse
 from .translate_stream import ChatToResponses
+from .transport import UpstreamResponse
 from .upstream import redact
 
 CUT = "The upstream ended the stream before the response was complete."
@@ -29,7 +29,7 @@ CUT = "The upstream ended the stream before the response was complete."
 class ResponsesRelay(StreamRelay):
     """A Responses upstream's event stream, with ``response.model`` set to the route name."""
 
-    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float,
+    def __init__(self, upstream: UpstreamResponse, *, model: bytes, idle_timeout: float,
                  secret: bytes | None = None, strip_usage: bool = False) -> None:
         super().__init__(upstream, model=model, idle_timeout=idle_timeout, secret=secret)
         self.name = orjson.loads(model)
@@ -69,7 +69,7 @@ class ResponsesRelay(StreamRelay):
 class TranslatingRelay(StreamRelay):
     """A chat upstream's chunk stream, told as Responses events."""
 
-    def __init__(self, upstream: httpx.Response, *, model: bytes, idle_timeout: float, request: dict[str, Any],
+    def __init__(self, upstream: UpstreamResponse, *, model: bytes, idle_timeout: float, request: dict[str, Any],
                  secret: bytes | None = None) -> None:
         super().__init__(upstream, model=model, idle_timeout=idle_timeout, secret=secret)
         self.translator = ChatToResponses(request, orjson.loads(model))
@@ -113,7 +113,7 @@ class TranslatingRelay(StreamRelay):
         return sse(self.translator.error(err.code, err.message))
 
 
-async def read_translated(upstream: httpx.Response, guard: Guard, idle_timeout: float, model: bytes,
+async def read_translated(upstream: UpstreamResponse, guard: Guard, idle_timeout: float, model: bytes,
                           request: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None]:
     """A chat upstream's whole answer as a response object, and its (chat) usage."""
     raw, usage = await read_json(upstream, guard, idle_timeout, model)

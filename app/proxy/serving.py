@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
 import orjson
 from starlette.types import Receive, Send
 
@@ -30,6 +29,7 @@ from .lifecycle import Lifecycle
 from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, timeout_error
 from .routing import Route, RouteTable
+from .transport import UpstreamResponse
 from .upstream import UpstreamClient, passed_headers
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class ChatService:
                 self.record(exchange.completed())
 
     async def _open(self, route: Route, body: dict[str, Any], headers: Headers, guard: Guard,
-                    exchange: _Exchange) -> httpx.Response:
+                    exchange: _Exchange) -> UpstreamResponse:
         """The first target's open response that answers; later targets only after a target failure."""
         targets = self.lifecycle.usable(route)
         for position, target in enumerate(targets):
@@ -146,7 +146,7 @@ class _Exchange:
         self.responded = False
         self.error: str | None = None
 
-    async def relay(self, upstream: httpx.Response, send: Send, guard: Guard) -> None:
+    async def relay(self, upstream: UpstreamResponse, send: Send, guard: Guard) -> None:
         assert self.client is not None and self.plan is not None
         self.status = upstream.status_code
         headers = passed_headers(upstream.headers)

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from .. import __version__
 from ..config import Upstream
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
-from .transport import AiohttpTransport
+from .transport import AiohttpTransport, UpstreamResponse
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class UpstreamClient:
         except orjson.JSONDecodeError:
             return None
 
-    async def post(self, path: str, body: bytes, *, stream: bool, request_id: str | None = None) -> httpx.Response:
+    async def post(self, path: str, body: bytes, *, stream: bool, request_id: str | None = None) -> UpstreamResponse:
         """POST ``body`` and return the open 2xx response; raise on anything else."""
         if self._key_missing:
             raise BadGateway(
@@ -132,7 +132,7 @@ class UpstreamClient:
         return response
 
     def _exchange(self, path: str, headers: list[tuple[str, str]],
-                  body: bytes) -> Callable[[], Awaitable[httpx.Response]]:
+                  body: bytes) -> Callable[[], Awaitable[UpstreamResponse]]:
         """How to send one POST; called again for the one retry after a refused connection."""
         transport = self._transport
         if isinstance(transport, AiohttpTransport):
@@ -142,14 +142,14 @@ class UpstreamClient:
         request = httpx.Request("POST", self._url(path), headers=headers, content=body,
                                 extensions={"timeout": self._timeouts})
 
-        async def exchange() -> httpx.Response:
+        async def exchange() -> UpstreamResponse:
             response = await transport.handle_async_request(request)
             response.request = request
             return response
 
         return exchange
 
-    async def _send(self, exchange: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    async def _send(self, exchange: Callable[[], Awaitable[UpstreamResponse]]) -> UpstreamResponse:
         try:
             return await self._send_once(exchange)
         except httpx.ConnectError:
@@ -163,7 +163,7 @@ class UpstreamClient:
         except httpx.ConnectError:
             raise self._unreachable() from None
 
-    async def _send_once(self, exchange: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    async def _send_once(self, exchange: Callable[[], Awaitable[UpstreamResponse]]) -> UpstreamResponse:
         try:
             return await exchange()
         except httpx.ConnectError:
@@ -193,7 +193,7 @@ class UpstreamClient:
             headers=NO_RETRY,
         )
 
-    async def _raise_for_status(self, response: httpx.Response) -> None:
+    async def _raise_for_status(self, response: UpstreamResponse) -> None:
         try:
             body = await _read_capped(response, ERROR_BODY_LIMIT)
         except httpx.HTTPError:
@@ -218,7 +218,7 @@ class UpstreamClient:
                                   passed_headers(response.headers))
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+async def _read_capped(response: UpstreamResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
