@@ -152,7 +152,7 @@ def idle_streams(count: int, results: Results, cpus: str | None) -> None:
 
 
 def versions() -> str:
-    names = ["fastapi", "starlette", "uvicorn", "httpx", "orjson", "uvloop", "httptools", "aiohttp", "litellm"]
+    names = ["starlette", "uvicorn", "httpx", "orjson", "uvloop", "httptools", "aiohttp", "litellm"]
     found = []
     for name in names:
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from ..config import Config, ConfigError, load_config
@@ -41,7 +41,7 @@ DRAIN_LIMIT_SECONDS = 3600.0
 
 
 class Runtime:
-    def __init__(self, app: FastAPI, config: Config, routes: RouteTable,
+    def __init__(self, app: Starlette, config: Config, routes: RouteTable,
                  transports: Mapping[str, httpx.AsyncBaseTransport], metrics: Metrics,
                  client_keys: ProxyKeys, admin_keys: ProxyKeys) -> None:
         self.app = app
