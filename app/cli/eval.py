@@ -15,8 +15,7 @@ from ..evals import html, judge, runner
 from ..evals.report import results, table
 from ..evals.runner import Prompt, TargetRun, candidate, retired_on
 from ..proxy.routing import Route, RouteTable
-from ..proxy.runtime import transport_for
-from ..proxy.upstream import UpstreamClient
+from ..proxy.runtime import client_for
 from ..tuning import fewshot
 from ..tuning.fidelity import Profile
 from ..tuning.tokens import load_counter
@@ -109,7 +108,7 @@ async def _judge(config: Config, route: Route, spec: str, training_file: Path, p
         raise UserError(f"--judge takes MODEL@UPSTREAM with an upstream of the config, not {spec!r}")
     asked = {p.text for p in prompts}
     examples = [Prompt(u, r) for u, r in fewshot.exchanges(training_file) if u not in asked][:2]
-    client = UpstreamClient(config.upstream(upstream), transport_for(config.upstreams[upstream].kind))
+    client = client_for(config, upstream)
     try:
         await judge.judge_all(client, model, route.settings.system_prompt or "", examples, prompts,
                               [r for r in runs if r.status == "ok"], concurrency)

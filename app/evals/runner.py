@@ -22,7 +22,7 @@ from ..config import Config
 from ..proxy.errors import BadGateway, GatewayTimeout, ProxyError, UpstreamStatusError
 from ..proxy.planning import plan_request, signals_retirement
 from ..proxy.routing import Route, Target
-from ..proxy.runtime import transport_for
+from ..proxy.runtime import client_for
 from ..proxy.upstream import UpstreamClient
 from ..tuning import fewshot
 
@@ -103,8 +103,7 @@ async def run_all(config: Config, route: Route, runs: list[TargetRun], prompts: 
                   concurrency: int, progress: Callable[[], None]) -> None:
     """Fill every run's replies; a Ctrl-C keeps what has arrived."""
     semaphore = asyncio.Semaphore(concurrency)
-    clients = {name: UpstreamClient(config.upstream(name), transport_for(settings.kind))
-               for name, settings in config.upstreams.items()}
+    clients = {name: client_for(config, name) for name in config.upstreams}
     try:
         for run in runs:
             run.replies = [None] * len(prompts)

@@ -10,7 +10,7 @@ import orjson
 from ..config import Config
 from ..proxy.planning import plan_request
 from ..proxy.routing import Route, Target
-from ..proxy.runtime import transport_for
+from ..proxy.runtime import client_for
 from ..proxy.sse import SSEDecoder, SSEEvent
 from ..proxy.upstream import UpstreamClient
 
@@ -25,8 +25,7 @@ class Conversation:
 
     def _client(self, name: str) -> UpstreamClient:
         if name not in self._clients:
-            settings = self.config.upstreams[name]
-            self._clients[name] = UpstreamClient(self.config.upstream(name), transport_for(settings.kind))
+            self._clients[name] = client_for(self.config, name)
         return self._clients[name]
 
     async def say(self, text: str) -> AsyncIterator[str]:

@@ -143,9 +143,7 @@ class Runtime:
         return True
 
     def _new_clients(self, config: Config) -> dict[str, UpstreamClient]:
-        return {name: UpstreamClient(config.upstream(name), self.transports.get(name) or transport_for(settings.kind),
-                                     owns_transport=name not in self.transports)
-                for name, settings in config.upstreams.items()}
+        return {name: client_for(config, name, self.transports.get(name)) for name in config.upstreams}
 
     def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
         self.config, self.routes, self.clients = config, routes, clients
@@ -195,4 +193,10 @@ async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mappin
 
 def transport_for(kind: str) -> httpx.AsyncBaseTransport | None:
     return DemoTransport() if kind == "demo" else None
+
+
+def client_for(config: Config, name: str, transport: httpx.AsyncBaseTransport | None = None) -> UpstreamClient:
+    """The client for ``[upstreams.NAME]``; a transport handed in stays its giver's to close."""
+    return UpstreamClient(config.upstream(name), transport or transport_for(config.upstreams[name].kind),
+                          owns_transport=transport is None)
 
