@@ -15,7 +15,7 @@ import orjson
 
 from ..proxy.errors import ProxyError
 from ..proxy.upstream import UpstreamClient
-from .runner import Prompt, TargetRun
+from .runner import Prompt, TargetRun, ask
 
 RUBRIC = """Score how well the reply keeps the persona, from 1 to 5:
 5 = indistinguishable from the persona's own replies (voice, language, form of address, length, warmth);
@@ -49,15 +49,10 @@ async def judge_all(client: UpstreamClient, model: str, persona: str, examples: 
         async with semaphore:
             body = judge_request(model, persona, examples, prompts[index].text, reply)
             try:
-                response = await client.post("chat/completions", orjson.dumps(body), stream=False)
-                try:
-                    answer = orjson.loads(await response.aread())
-                finally:
-                    await response.aclose()
-                verdict = orjson.loads(answer["choices"][0]["message"]["content"])
+                verdict = orjson.loads(await ask(client, body))
                 score = verdict.get("score")
                 run.judged[index] = score if isinstance(score, int) and 1 <= score <= 5 else None
-            except (ProxyError, ValueError, KeyError, IndexError, TypeError):
+            except (ProxyError, ValueError, AttributeError):
                 run.judged[index] = None  # one unusable verdict; the others still count
 
     for run in runs:

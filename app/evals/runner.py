@@ -123,13 +123,14 @@ async def _one(clients: dict[str, UpstreamClient], route: Route, run: TargetRun,
         body = {"model": route.name, "messages": [{"role": "user", "content": prompt.text}]}
         plan = plan_request(route, run.target, body, [], forward_user_id=False)
         try:
-            run.replies[index] = await _ask(clients[plan.upstream], plan.body)
+            run.replies[index] = await ask(clients[plan.upstream], plan.body)
         except ProxyError as err:
             _note_failure(run, err)
         progress()
 
 
-async def _ask(client: UpstreamClient, body: dict[str, Any]) -> str:
+async def ask(client: UpstreamClient, body: dict[str, Any]) -> str:
+    """The text of a whole chat answer to ``body``; 429s are waited out with the upstream's retry-after."""
     for attempt in range(RATE_LIMIT_TRIES):
         try:
             response = await client.post("chat/completions", orjson.dumps(body), stream=False)
