@@ -52,11 +52,11 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
     runs = _runs(config, route, extra_targets)
     if judge_spec is not None and judge_spec.rpartition("@")[2] not in config.upstreams:
         raise UserError(f"--judge takes MODEL@UPSTREAM with an upstream of the config, not {judge_spec!r}")
-    training_file, prompts = _prompts(route, config, dataset, prompts_path, limit)
+    training_file, prompts = _prompts(route, dataset, prompts_path, limit)
     training = runner.training_replies(training_file)
     settings = route.settings
     profile = Profile.of(training, settings.eval_markers, settings.eval_breaks)
-    _cost_first(config, route, runs, prompts, max_cost, yes)
+    _cost_first(config, runs, prompts, max_cost, yes)
     done = [0]
     total = len(prompts) * sum(run.status == "ok" for run in runs)
 
@@ -85,10 +85,9 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
     click.echo("\n".join(table(data)) + (f"\n\njudge {judge_spec}, rubric:\n{judge.RUBRIC}" if judge_spec else ""))
 
 
-def _prompts(route: Route, config: Config, dataset: Path | None, extra: Path | None,
-             limit: int) -> tuple[Path, list[Prompt]]:
+def _prompts(route: Route, dataset: Path | None, extra: Path | None, limit: int) -> tuple[Path, list[Prompt]]:
     """The training file and the prompts: held out from it, then any of the user's own."""
-    training_file = dataset or runner.dataset_of(route, config)
+    training_file = dataset or runner.dataset_of(route)
     prompts = runner.held_out(training_file, route.targets, limit) if training_file else []
     if extra is not None:
         try:
@@ -151,8 +150,7 @@ def _runs(config: Config, route: Route, extra: tuple[str, ...]) -> list[TargetRu
     return runs
 
 
-def _cost_first(config: Config, route: Route, runs: list[TargetRun], prompts: list[Prompt], max_cost: float,
-                yes: bool) -> None:
+def _cost_first(config: Config, runs: list[TargetRun], prompts: list[Prompt], max_cost: float, yes: bool) -> None:
     """Print requests, tokens and cost per target before sending anything; ask above --max-cost."""
     counter = load_counter()
     total = 0.0

@@ -83,7 +83,7 @@ def training_replies(dataset: Path) -> list[str]:
     return [reply for _, reply in fewshot.exchanges(dataset)]
 
 
-def dataset_of(route: Route, config: Config) -> Path | None:
+def dataset_of(route: Route) -> Path | None:
     """The route's training set: the ``few_shot_from`` file of one of its targets."""
     for spec in [route.settings, *route.settings.fallbacks]:
         if spec.few_shot_from is not None:
