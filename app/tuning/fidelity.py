@@ -17,12 +17,14 @@ target's measure to the training data's, capped at 1.
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 MARKER_SHARE = 0.4  # a phrase in at least this share of the training replies is a marker
 MAX_MARKERS = 8
@@ -117,9 +119,15 @@ def breaks_character(text: str, extra: Iterable[str] = ()) -> bool:
 
 def chrf(reply: str, reference: str) -> float:
     """Character n-gram F-score (chrF, sacrebleu's defaults) on a 0-1 scale."""
+    return float(_chrf_metric().sentence_score(reply, [reference]).score) / 100
+
+
+@functools.cache
+def _chrf_metric() -> Any:
+    # Built once: every reply of every target is scored with the same settings.
     from sacrebleu.metrics.chrf import CHRF
 
-    return float(CHRF().sentence_score(reply, [reference]).score) / 100
+    return CHRF()
 
 
 @dataclass
