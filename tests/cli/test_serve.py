@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 
-from ..fakes.servers import free_port
+from ..fakes.servers import serve_process
 
 
 def test_help_on_every_command():
@@ -42,29 +41,12 @@ def test_exposed_bind_without_keys_refuses_to_start():
 
 
 def test_serve_with_the_default_config_runs_the_offline_demo(tmp_path: Path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PERSONA_PROXY_API_KEYS")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.1)
+    env = {k: v for k, v in os.environ.items() if k != "PERSONA_PROXY_API_KEYS"}
+    with serve_process([], env=env, cwd=tmp_path) as (proc, base):
         reply = httpx.post(base + "/v1/chat/completions", timeout=10, json={
             "model": "maid-demo", "messages": [{"role": "user", "content": "你好"}]})
         assert reply.status_code == 200 and "主人" in reply.json()["choices"][0]["message"]["content"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=20)
+    output = proc.output
     # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it stopped.
     assert proc.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in output

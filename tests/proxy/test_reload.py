@@ -6,19 +6,18 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from ..fakes.servers import free_port
+from ..fakes.servers import serve_process
 from ..fakes.upstream import Gate, Reply, chunk
 
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
+NO_KEYS = {**os.environ, "PERSONA_PROXY_API_KEYS": ""}
 
 
 def write_config(path: Path, upstream_url: str, port: int, prompt: str, extra: str = "") -> None:
@@ -39,44 +38,39 @@ system_prompt = "{prompt}"
 
 
 def test_sighup_reloads_a_good_config_rejects_a_bad_one_and_never_cuts_a_stream(tmp_path, fake):
-    port = free_port()
+    port = 0  # serve_process chooses it
     config = tmp_path / "config.toml"
     write_config(config, fake.url, port, "first persona")
     gate = Gate(timeout=15)
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
                                b"data: [DONE]\n\n"]))
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config)],
-                            env={**os.environ, "PERSONA_PROXY_API_KEYS": ""},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base, proc)
+    with serve_process(["--config", str(config)], env=NO_KEYS) as (proc, base):
+        try:
 
-        async def scenario() -> tuple[str, list[str], int]:
-            async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
-                    http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
-                    lines = resp.aiter_lines()
-                    async for line in lines:
-                        if line.startswith("data: "):
-                            break
-                    write_config(config, fake.url, port, "second persona",
-                                 '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
-                    proc.send_signal(signal.SIGHUP)
-                    ids = await _models_after_reload(http)
-                    await http.post("/v1/chat/completions", json=CHAT)
-                    config.write_text("[routes.broken\n", encoding="utf-8")
-                    proc.send_signal(signal.SIGHUP)
-                    await asyncio.sleep(0.5)
-                    after_bad = (await http.post("/v1/chat/completions", json=CHAT)).status_code
-                    gate.open()
-                    rest = "\n".join([line async for line in lines])
-            return rest, ids, after_bad
+            async def scenario() -> tuple[str, list[str], int]:
+                async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
+                        http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
+                        lines = resp.aiter_lines()
+                        async for line in lines:
+                            if line.startswith("data: "):
+                                break
+                        write_config(config, fake.url, port, "second persona",
+                                     '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
+                        proc.send_signal(signal.SIGHUP)
+                        ids = await _models_after_reload(http)
+                        await http.post("/v1/chat/completions", json=CHAT)
+                        config.write_text("[routes.broken\n", encoding="utf-8")
+                        proc.send_signal(signal.SIGHUP)
+                        await asyncio.sleep(0.5)
+                        after_bad = (await http.post("/v1/chat/completions", json=CHAT)).status_code
+                        gate.open()
+                        rest = "\n".join([line async for line in lines])
+                return rest, ids, after_bad
 
-        rest, ids, after_bad = asyncio.run(scenario())
-    finally:
-        gate.open()
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=20)[0]
+            rest, ids, after_bad = asyncio.run(scenario())
+        finally:
+            gate.open()
+    output = proc.output
     assert ids == ["maid", "maid-2"]
     assert '"b"' in rest and rest.rstrip().endswith("data: [DONE]")  # the open stream finished
     prompts = [r.json["messages"][0]["content"] for r in fake.chat_requests]
@@ -111,17 +105,6 @@ def test_reload_on_change_picks_up_an_edited_file(make_proxy, fake, tmp_path, mo
         assert http.post("/v1/chat/completions", json={**CHAT, "model": "maid-2"}).status_code == 200
 
 
-def _wait_up(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(base + "/health", timeout=1)
-            return
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "proxy did not start"
-            time.sleep(0.1)
-
-
 async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
     for _ in range(100):
         ids = [m["id"] for m in (await http.get("/v1/models")).json()["data"]]
@@ -132,47 +115,42 @@ async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
 
 
 def test_sighup_to_the_parent_reloads_every_worker_in_place(tmp_path, fake):
-    port = free_port()
+    port = 0  # serve_process chooses it
     config = tmp_path / "config.toml"
     write_config(config, fake.url, port, "first persona")
     gate = Gate(timeout=20)
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
                                b"data: [DONE]\n\n"]))
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(config), "--workers", "2"],
-                            env={**os.environ, "PERSONA_PROXY_API_KEYS": ""},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base, proc)
+    with serve_process(["--config", str(config), "--workers", "2"], env=NO_KEYS) as (proc, base):
+        try:
 
-        async def scenario() -> tuple[str, list[list[str]]]:
-            async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
-                    http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
-                lines = resp.aiter_lines()
-                async for line in lines:
-                    if line.startswith("data: "):
-                        break
-                write_config(config, fake.url, port, "second persona",
-                             '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
-                proc.send_signal(signal.SIGHUP)  # the parent only
-                # New connections each time, so both workers answer; until 12 in a row show the new route.
-                seen: list[list[str]] = []
-                deadline = time.monotonic() + 15
-                while (len(seen) < 12 or any(ids != ["maid", "maid-2"] for ids in seen[-12:])) \
-                        and time.monotonic() < deadline:
-                    async with httpx.AsyncClient(base_url=base, timeout=5) as fresh:
-                        seen.append([m["id"] for m in (await fresh.get("/v1/models")).json()["data"]])
-                    await asyncio.sleep(0.05)
-                seen = seen[-12:]
-                gate.open()
-                rest = "\n".join([line async for line in lines])
-            return rest, seen
+            async def scenario() -> tuple[str, list[list[str]]]:
+                async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
+                        http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
+                    lines = resp.aiter_lines()
+                    async for line in lines:
+                        if line.startswith("data: "):
+                            break
+                    write_config(config, fake.url, port, "second persona",
+                                 '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
+                    proc.send_signal(signal.SIGHUP)  # the parent only
+                    # New connections each time, so both workers answer; until 12 in a row show the new route.
+                    seen: list[list[str]] = []
+                    deadline = time.monotonic() + 15
+                    while (len(seen) < 12 or any(ids != ["maid", "maid-2"] for ids in seen[-12:])) \
+                            and time.monotonic() < deadline:
+                        async with httpx.AsyncClient(base_url=base, timeout=5) as fresh:
+                            seen.append([m["id"] for m in (await fresh.get("/v1/models")).json()["data"]])
+                        await asyncio.sleep(0.05)
+                    seen = seen[-12:]
+                    gate.open()
+                    rest = "\n".join([line async for line in lines])
+                return rest, seen
 
-        rest, seen = asyncio.run(scenario())
-    finally:
-        gate.open()
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0]
+            rest, seen = asyncio.run(scenario())
+        finally:
+            gate.open()
+    output = proc.output
     assert all(ids == ["maid", "maid-2"] for ids in seen), seen
     assert '"b"' in rest and rest.rstrip().endswith("data: [DONE]")  # the open stream was not cut
     # Each worker logs one "config reloaded"; under heavy load uvicorn may replace an unresponsive worker (which
