@@ -118,14 +118,14 @@ class StreamRelay:
                 return b""
             item.data = data
         else:
-            raise _not_json()
+            raise not_json()
         return encode_event(item)
 
     def _event(self, data: bytes) -> bytes | None:
         """One JSON event as the client gets it (None: left out); notes errors and usage."""
         rewritten = self.rewrite(data)
         if rewritten is None:
-            raise _not_json()
+            raise not_json()
         if rewritten.startswith(b'{"error"'):
             self.error = "upstream error event"
         elif b'"usage"' in rewritten:
@@ -163,7 +163,7 @@ class StreamRelay:
         return sse_error_event(err)
 
 
-def _not_json() -> BadGateway:
+def not_json() -> BadGateway:
     return BadGateway("The upstream sent an event that is not JSON; the stream was closed.",
                       code="upstream_invalid_response")
 

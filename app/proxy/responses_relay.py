@@ -15,7 +15,7 @@ import orjson
 
 from .errors import BadGateway, ProxyError
 from .guard import Guard
-from .relay import DONE, StreamRelay, _not_json, read_json
+from .relay import DONE, StreamRelay, not_json, read_json
 from .responses import LIFECYCLE, TERMINAL, error_event, rewrite_event_model
 from .sse import SSEComment, SSEEvent, encode_comment
 from .translate import chat_to_response, sse
@@ -42,7 +42,7 @@ class ResponsesRelay(StreamRelay):
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise _not_json() from None
+            raise not_json() from None
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == "error" or (isinstance(event, dict) and "error" in event and kind is None):
             self.error = "upstream error event"
@@ -91,9 +91,9 @@ class TranslatingRelay(StreamRelay):
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise _not_json() from None
+            raise not_json() from None
         if not isinstance(chunk, dict):
-            raise _not_json()
+            raise not_json()
         if "error" in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise BadGateway(str(error.get("message") or "The upstream reported an error mid-stream."),

@@ -142,8 +142,9 @@ class Profile:
     @classmethod
     def of(cls, replies: Sequence[str], markers: Sequence[str] | None = None,
            extra_breaks: Sequence[str] = ()) -> Profile:
-        derived = derive_markers(replies)
-        if markers is not None:  # chosen by the route: measured on the training replies all the same
+        if markers is None:
+            derived = derive_markers(replies)
+        else:  # chosen by the route: measured on the training replies all the same
             derived = {m: sum(m in r for r in replies) / max(1, len(replies)) for m in markers}
         return cls(dominant_script(replies), derived, statistics.median(map(len, replies)) if replies else 0.0,
                    tuple(extra_breaks))
