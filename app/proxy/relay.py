@@ -17,6 +17,7 @@ import httpx
 import orjson
 from starlette.types import Send
 
+from .burst import relay_burst
 from .errors import BadGateway, GatewayTimeout, ProxyError, sse_error_event
 from .guard import Guard
 from .rewrite import ModelRewriter, rewrite_model
@@ -57,6 +58,8 @@ class StreamRelay:
         self.error: str | None = None
         self.failure: ProxyError | None = None
         self.first_byte_at: float | None = None
+        # Plain chat streams may take whole bursts at once; subclasses that read each event do not.
+        self.bursts = type(self)._frame is StreamRelay._frame and type(self)._event is StreamRelay._event
 
     async def run(self, send: Send, guard: Guard, headers: Mapping[str, str]) -> None:
         await send({"type": "http.response.start", "status": 200,
@@ -74,7 +77,7 @@ class StreamRelay:
                 logger.warning("upstream stream broke: %s", type(exc).__name__)
                 return await self.fail(send, BadGateway(
                     "The upstream connection broke mid-stream.", code="upstream_stream_error"))
-            out = self._frames(decoder.feed(chunk))
+            out = self._relay_chunk(decoder, chunk)
             if out:
                 if self.first_byte_at is None:
                     self.first_byte_at = time.monotonic()
@@ -84,6 +87,34 @@ class StreamRelay:
                 # The events before the bad one were sent above; the error follows them.
                 return await self.fail(send, self.failure)
         await send({"type": "http.response.body", "body": self.closing(), "more_body": False})
+
+    def _relay_chunk(self, decoder: SSEDecoder, chunk: bytes) -> bytes:
+        """The client's bytes for one network chunk: whole plain bursts in one pass, the rest event by event."""
+        if not self.bursts:
+            return self._frames(decoder.feed(chunk))
+        head = b""
+        if not decoder.idle or self.rewrite.prefix is None:
+            # Finish the pending event (or learn the prefix from the first one) the careful way.
+            end = chunk.find(b"\n\n")
+            if end < 0:
+                return self._frames(decoder.feed(chunk))
+            head = self._frames(decoder.feed(chunk[: end + 2]))
+            chunk = chunk[end + 2 :]
+            if self.done or self.failure is not None or not chunk:
+                return head
+        end = chunk.rfind(b"\n\n") + 2
+        prefix = self.rewrite.prefix
+        burst = None
+        if end > 1 and prefix is not None and decoder.idle:
+            burst = relay_burst(chunk[:end], *prefix, strip_null_usage=self.strip_usage, secret=self.secret)
+        if burst is None:
+            return head + self._frames(decoder.feed(chunk))
+        self.events += burst.events
+        self.done = burst.done
+        rest = chunk[end:]
+        # Nothing after [DONE] is relayed; a partial event waits in the decoder for the next chunk.
+        tail = self._frames(decoder.feed(rest)) if rest and not self.done else b""
+        return head + burst.data + tail
 
     def closing(self) -> bytes:
         """What follows the upstream's last event when its stream ends (chat: nothing)."""

@@ -88,6 +88,11 @@ class ModelRewriter:
         self._old = b""
         self._new = b""
 
+    @property
+    def prefix(self) -> tuple[bytes, bytes] | None:
+        """The proven event prefix and its rewritten form, once an event has shown them."""
+        return (self._old, self._new) if self._old else None
+
     def __call__(self, doc: bytes) -> bytes | None:
         old = self._old
         if old and doc.startswith(old) and doc[-1:] == b"}":

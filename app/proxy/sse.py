@@ -65,6 +65,11 @@ class SSEDecoder:
                 items.append(item)
         return items
 
+    @property
+    def idle(self) -> bool:
+        """Between events: nothing buffered, nothing half-parsed."""
+        return not self._buffer and not self._skip_lf and not self._pending()
+
     def _pending(self) -> bool:
         return bool(self._data) or self._event is not None or self._id is not None or self._retry is not None
 
