@@ -8,11 +8,19 @@ and ``/metrics`` sums them, whichever worker answers the scrape.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from .usage import Completed
+
+
+class _RouteChildren(NamedTuple):
+    duration: Any
+    ttfb: Any
+    prompt_tokens: Any
+    completion_tokens: Any
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -34,33 +42,35 @@ class Metrics:
                              registry=r, multiprocess_mode="livesum")
         self.failovers = Counter("persona_proxy_failovers", "Requests served by a later target.", ["route"],
                                  registry=r)
+        # labels() locks and hashes every time: each child is looked up once, then kept.
         self._request_children: dict[tuple[str, str, bool, int, str], Any] = {}
-        self._route_children: dict[str, tuple[Any, Any]] = {}
+        self._route_children: dict[str, _RouteChildren] = {}
 
     def observe(self, done: Completed) -> None:
         route = done.route
         key = (route, done.kind, done.stream, done.status, done.api)
         counter = self._request_children.get(key)
         if counter is None:
-            # labels() locks and hashes every time; a request's children are looked up once.
             counter = self._request_children[key] = self.requests.labels(
                 route, done.kind, "yes" if done.stream else "no", str(done.status), done.api)
         counter.inc()
+        children = self._route_children.get(route) or self._children_of(route)
+        children.duration.observe(done.duration_ms / 1000)
+        if done.ttfb_ms is not None:
+            children.ttfb.observe(done.ttfb_ms / 1000)
+        if done.prompt_tokens:
+            children.prompt_tokens.inc(done.prompt_tokens)
+        if done.completion_tokens:
+            children.completion_tokens.inc(done.completion_tokens)
         if done.error_code:
             self.errors.labels(route, done.error_code).inc()
-        duration, ttfb = self._route_children.get(route) or self._route_child(route)
-        duration.observe(done.duration_ms / 1000)
-        if done.ttfb_ms is not None:
-            ttfb.observe(done.ttfb_ms / 1000)
-        if done.prompt_tokens:
-            self.tokens.labels(route, "prompt").inc(done.prompt_tokens)
-        if done.completion_tokens:
-            self.tokens.labels(route, "completion").inc(done.completion_tokens)
         if done.failover:
             self.failovers.labels(route).inc()
 
-    def _route_child(self, route: str) -> tuple[Any, Any]:
-        children = self._route_children[route] = (self.duration.labels(route), self.ttfb.labels(route))
+    def _children_of(self, route: str) -> _RouteChildren:
+        children = self._route_children[route] = _RouteChildren(
+            self.duration.labels(route), self.ttfb.labels(route),
+            self.tokens.labels(route, "prompt"), self.tokens.labels(route, "completion"))
         return children
 
     def render(self) -> bytes:

@@ -14,10 +14,9 @@ import datetime as dt
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, fields
-from operator import attrgetter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +25,12 @@ BATCH_SIZE = 500
 FLUSH_SECONDS = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
-    """What one request did; never holds a key, only a key's short hash."""
+class Completed(NamedTuple):
+    """What one request did; never holds a key, only a key's short hash.
+
+    A named tuple, not a dataclass: it is made once per request and is already
+    the row that is written (a frozen dataclass took 3.3 us to build, this 0.5).
+    """
 
     time: float
     route: str
@@ -48,9 +50,7 @@ class Completed:
     api: str = "chat"  # chat | responses: which API the client called
 
 
-COLUMNS = [f.name for f in fields(Completed)]
-# dataclasses.astuple deep-copies every field: far too slow for thousands of rows a second.
-_ROW = attrgetter(*COLUMNS)
+COLUMNS = list(Completed._fields)
 _TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
@@ -88,7 +88,7 @@ class SqliteStore:
         db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
         return db
 
-    def write(self, rows: list[tuple[Any, ...]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if self._db is None:
             self._db = self.connect()
         with self._db:
@@ -130,7 +130,7 @@ class PostgresStore:
             db.commit()
         return db
 
-    def write(self, rows: list[tuple[Any, ...]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if self._db is None:
             self._db = self.connect()
         with self._db.transaction(), self._db.cursor() as cursor:
@@ -201,7 +201,7 @@ class UsageWriter:
 
     def _write(self, batch: list[Completed]) -> None:
         try:
-            self.store.write([_ROW(r) for r in batch])
+            self.store.write(batch)
             self.written += len(batch)
         except Exception as exc:  # any driver or disk failure: drop, log, reconnect next time
             self.dropped += len(batch)
