@@ -12,6 +12,7 @@ a full pool is a prompt ``httpx.PoolTimeout`` rather than a silent queue.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -149,11 +150,56 @@ class _Stream(httpx.AsyncByteStream):
         await self._raw.aclose()
 
 
+class _Slots:
+    """A counting limit with a FIFO of waiters; a free slot costs a comparison.
+
+    (asyncio.Semaphore on Python 3.11 builds a generator in ``locked()`` on
+    every acquire; this sits on the hot path.) A released slot is handed
+    straight to the first waiter, so waiters are served in order.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, timeout: float | None) -> bool:
+        """Take a slot; False when none came free within ``timeout`` seconds."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return self._gave_up(waiter)
+        except BaseException:
+            self._gave_up(waiter)
+            raise
+        return True
+
+    def _gave_up(self, waiter: asyncio.Future[None]) -> bool:
+        if waiter.done() and not waiter.cancelled():
+            self.release()  # handed a slot just as the wait ended: pass it on
+        else:
+            self._waiters.remove(waiter)
+        return False
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests through one lazily created ``aiohttp.ClientSession``."""
 
     def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._max_connections = max_connections
         self.in_flight = 0
         self._keepalive_expiry = keepalive_expiry
@@ -182,13 +228,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes,
                    timeout: dict[str, float]) -> RawResponse:
         """The proxy's hot path: no httpx request or response objects to build and take apart again."""
-        if self._slots.locked():
-            try:
-                await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
-            except TimeoutError:
-                raise httpx.PoolTimeout("no free connection") from None
-        else:
-            await self._slots.acquire()  # a free slot: no waiting, no timer
+        if not await self._slots.acquire(timeout.get("pool")):
+            raise httpx.PoolTimeout("no free connection")
         self.in_flight += 1
         try:
             with _mapped():
