@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DONE_EVENT = b"data: [DONE]\n\n"
+_END_BEFORE_DONE = b"}\n\n" + DONE_EVENT
 _USAGE = b'"usage"'
 # OpenAI puts "usage": null last in every chunk of a stream that asked for usage.
 _NULL_USAGE_END = b',"usage":null}\n\n'
@@ -37,29 +38,41 @@ def relay_burst(whole: bytes, old: bytes, new: bytes, *, strip_null_usage: bool,
 
     ``old`` is a proven event prefix (see :class:`~app.proxy.rewrite.ModelRewriter`)
     ending just after the upstream's ``model`` value. None: not a plain burst.
+
+    Every scan of the burst costs about as much as the rest of the relay, so the
+    shape is proven with as few as possible: the first event starts with the
+    prefix, every event boundary is ``}`` + blank line + the prefix, the burst
+    ends with ``}`` (and maybe ``[DONE]``), and those account for every LF in
+    it, so each event is one data line starting with the prefix and closing
+    its object.
     """
-    events = whole.count(b"\n\n")
+    head, boundary = b"data: " + old, b"}\n\ndata: " + old
     done = whole.endswith(DONE_EVENT)
-    plain = events - done
-    # One line per event, every line a data line starting with the proven prefix and ending its object.
+    plain = whole.count(boundary) + 1
     if (
-        not plain
-        or whole.count(b"\n") != 2 * events
+        not whole.startswith(head)
+        or not whole.endswith(_END_BEFORE_DONE if done else b"}\n\n")
+        or whole.count(b"\n") != 2 * (plain + done)
         or b"\r" in whole
-        or (b"\n" + whole).count(b"\ndata: " + old) != plain
-        or whole.count(b"data: " + old) != plain
-        or whole.count(b"}\n\n") != plain
-        or (done and whole.count(b"[DONE]") != 1)
+        or old.startswith(b'{"error"')
         or (secret and secret in whole)
     ):
         return None
-    usage = whole.count(_USAGE)
-    if usage:
-        # Only the null placeholder, as the last key: a real figure goes event by event to be noted.
-        if whole.count(_NULL_USAGE_END) != usage:
+    if _USAGE in whole:
+        kept = _null_usage_only(whole, strip_null_usage)
+        if kept is None:
             return None
-        if strip_null_usage:
-            if b'"choices":[]' in whole:
-                return None  # such an event is left out, not just stripped
-            whole = whole.replace(_NULL_USAGE_END, b"}\n\n")
-    return Burst(whole.replace(b"data: " + old, b"data: " + new), events, done)
+        whole = kept
+    data = b"data: " + new + whole[len(head):].replace(boundary, b"}\n\ndata: " + new)
+    return Burst(data, plain + done, done)
+
+
+def _null_usage_only(whole: bytes, strip: bool) -> bytes | None:
+    """The burst with OpenAI's ``"usage":null`` placeholders (stripped if asked); None if any usage is real."""
+    if whole.count(_USAGE) != whole.count(_NULL_USAGE_END):
+        return None  # a real figure goes event by event, to be noted
+    if not strip:
+        return whole
+    if b'"choices":[]' in whole:
+        return None  # such an event is left out, not just stripped
+    return whole.replace(_NULL_USAGE_END, b"}\n\n")

@@ -43,6 +43,8 @@ STREAMS = {
     "an error event midway": with_event(8, b'data: {"error":{"message":"overloaded"}}\n\n'),
     "the key echoed back": chunk_event(0) + chunk_event(1, content=SECRET.decode()) + PLAIN,
     "bytes after [DONE]": PLAIN + chunk_event(99),
+    "blank lines between events": with_event(3, b"\n\n"),
+    "a two-line data event": with_event(3, chunk_event(3)[:40] + b"\ndata: " + chunk_event(3)[40:]),
     "a truncated event": with_event(4, chunk_event(3)[:-12] + b"\n\n"),
     "a non-JSON event": chunk_event(0) + chunk_event(1) + b"data: oops\n\n" + PLAIN,
     "a model change midway": with_event(6, chunk_event(5).replace(MODEL.encode(), b"gpt-4o")),
@@ -67,7 +69,12 @@ def random_cuts(stream: bytes, rng: random.Random) -> list[int]:
 
 
 def events(data: bytes) -> list[object]:
-    return [orjson.loads(e[6:]) if e[6:7] == b"{" else e for e in data.split(b"\n\n") if e]
+    def parsed(item: object) -> object:
+        try:
+            return orjson.loads(item.data)  # type: ignore[union-attr]
+        except (AttributeError, orjson.JSONDecodeError):
+            return item
+    return [parsed(item) for item in SSEDecoder().feed(data)]
 
 
 @pytest.mark.parametrize("name", list(STREAMS))
