@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli.main import cli
-from app.ops.usage import since_epoch
+from app.ops.usage import COLUMNS, Completed, SqliteStore, since_epoch
 
 from ..fakes.upstream import Reply, chunk, default_stream, error_reply
 
@@ -229,3 +229,20 @@ def test_a_usage_file_from_before_the_api_column_gets_it(tmp_path):
     store.reset()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT api FROM usage ORDER BY time").fetchall() == [("chat",), ("responses",)]
+
+
+ROUND_TRIP = [
+    Completed(time=1732492800.25, route="maid", upstream="openai", model="ft:gpt-4o-mini:x::模型", kind="chat",
+              stream=True, status=200, error_code=None, key_id="key-0123456789", user_id=None, prompt_tokens=40,
+              completion_tokens=30, ttfb_ms=12.5, duration_ms=80.0, failover=False, api="responses"),
+    Completed(time=1732492801.0, route="maid", upstream="local", model="m", kind="task", stream=False, status=502,
+              error_code="upstream_unreachable", key_id=None, user_id="u-1 \"quoted\"", prompt_tokens=None,
+              completion_tokens=None, ttfb_ms=None, duration_ms=3.0, failover=True),
+]
+
+
+def test_every_column_round_trips_through_sqlite(tmp_path):
+    store = SqliteStore(tmp_path / "u.sqlite3")
+    store.write(ROUND_TRIP)
+    found = store._db.execute(f"SELECT {', '.join(COLUMNS)} FROM usage ORDER BY time").fetchall()
+    assert found == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in ROUND_TRIP]

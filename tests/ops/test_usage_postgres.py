@@ -84,3 +84,17 @@ def test_an_unreachable_database_never_fails_a_request(make_proxy, fake, caplog)
         time.sleep(0.1)
     assert "record(s) dropped" in caplog.text
     assert "secret-pg-canary" not in caplog.text
+
+
+def test_every_column_round_trips_through_postgres(clean_table):
+    from app.ops.usage import COLUMNS, PostgresStore
+
+    from .test_usage import ROUND_TRIP
+
+    store = PostgresStore(URL)
+    store.write(ROUND_TRIP)
+    try:
+        found = store._db.execute(f"SELECT {', '.join(COLUMNS)} FROM usage ORDER BY time").fetchall()
+    finally:
+        store.reset()
+    assert found == [tuple(row) for row in ROUND_TRIP]
