@@ -91,6 +91,8 @@ def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
         "server_header": False,
         # uvloop, but taking every waiting connection at once (see accept.py).
         "loop": "app.cli.accept:new_event_loop",
+        # Nothing here speaks WebSocket: never load a WebSocket library into the workers.
+        "ws": "none",
         # X-Forwarded-* is trusted only from the reverse proxies named in the config.
         "proxy_headers": bool(server.forwarded_allow_ips),
         "forwarded_allow_ips": server.forwarded_allow_ips or None,

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .settings import (
+    SERVER_ENV_PREFIX,
     Config,
     FallbackSettings,
     PriceSettings,
@@ -28,6 +29,7 @@ from .settings import (
     Upstream,
     UpstreamSettings,
     UsageSettings,
+    server_env,
 )
 
 MIN_KEY_LENGTH = 16
@@ -54,13 +56,14 @@ def load_config(
                           "a config may have [server], [upstreams.NAME], [routes.NAME], [usage] and "
                           '[prices."MODEL"]')
     try:
-        server = ServerSettings(**(raw.get("server") or {}))
+        # The environment beats the file.
+        server = ServerSettings(**{**(raw.get("server") or {}), **server_env(environ)})
         # Command-line flags beat the environment, which beats the file.
         for key, value in (overrides or {}).items():
             if value is not None:
                 setattr(server, key, value)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, where, ("server",))) from None
+        raise ConfigError(_describe(exc, where, ("server",), environ)) from None
     try:
         config = Config(server=server, source=source,
                         **{key: raw[key] for key in ("upstreams", "routes", "usage", "prices") if key in raw})
@@ -92,7 +95,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _describe(exc: ValidationError, where: str, prefix: tuple[str, ...] = ()) -> str:
+def _describe(exc: ValidationError, where: str, prefix: tuple[str, ...] = (),
+              environ: Mapping[str, str] | None = None) -> str:
     # NOTE: include_input=False: a value may be a secret pasted in the wrong place.
     lines = [f"{where}: invalid configuration"]
     for err in exc.errors(include_url=False, include_input=False):
@@ -101,7 +105,7 @@ def _describe(exc: ValidationError, where: str, prefix: tuple[str, ...] = ()) ->
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = _unknown_key(loc)
-        env = _env_source(loc)
+        env = _env_source(loc, environ or {})
         lines.append(f"  {key}: {message}" + (f" (from the environment variable {env})" if env else ""))
     return "\n".join(lines)
 
@@ -138,12 +142,11 @@ def _did_you_mean(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-def _env_source(loc: tuple[str, ...]) -> str | None:
+def _env_source(loc: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
     """The variable a [server] value came from, when the environment set it."""
     if len(loc) >= 2 and loc[0] == "server":
-        name = "PERSONA_PROXY_" + loc[1].upper()
-        if name in os.environ:
-            return name
+        name = SERVER_ENV_PREFIX + loc[1].upper()
+        return next((key for key in environ if key.upper() == name), None)
     return None
 
 

@@ -8,12 +8,13 @@ live in :mod:`app.config`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -38,13 +39,14 @@ Name = Annotated[str, AfterValidator(_route_name)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(BaseModel):
     """``[server]``: where the proxy listens and who may call it.
 
-    Environment variables named ``PERSONA_PROXY_<FIELD>`` override the file.
+    Environment variables named ``PERSONA_PROXY_<FIELD>`` override the file
+    (see :func:`server_env`).
     """
 
-    model_config = SettingsConfigDict(env_prefix="PERSONA_PROXY_", extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port to bind.")
@@ -100,17 +102,33 @@ class ServerSettings(BaseSettings):
                                  "https://chat.example.com (scheme and host, optional port, no path)")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init arguments; the environment must win.
-        return (env_settings, init_settings)
+
+
+SERVER_ENV_PREFIX = "PERSONA_PROXY_"
+
+
+def server_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``[server]`` values set in the environment: ``PERSONA_PROXY_<FIELD>``, in any case.
+
+    The rules pydantic-settings applied, kept when it was dropped (it loaded
+    4 MB of sources this never used into every worker): a list field takes
+    JSON (``["https://a.example"]``); anything else is a string for the
+    model to validate, so a bad value is reported like one in the file.
+    """
+    values = {name.upper(): value for name, value in environ.items() if name.upper().startswith(SERVER_ENV_PREFIX)}
+    found: dict[str, Any] = {}
+    for field, info in ServerSettings.model_fields.items():
+        value = values.get(SERVER_ENV_PREFIX + field.upper())
+        if value is None:
+            continue
+        if get_origin(info.annotation) is list:
+            try:
+                found[field] = json.loads(value)
+            except ValueError:
+                found[field] = value  # not JSON: the model says what a list must look like
+        else:
+            found[field] = value
+    return found
 
 
 class UpstreamSettings(BaseModel):

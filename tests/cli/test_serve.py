@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 
+from ..conftest import REPO
 from ..fakes.servers import serve_process
 
 
@@ -79,3 +80,24 @@ def test_a_busy_port_is_one_line_and_nothing_starts(tmp_path: Path):
     assert result.stderr.strip() == (f"Error: 127.0.0.1:{port} is already in use: stop what is listening there, "
                                      "or pick another port with --port (or server.port)")
     assert "startup complete" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_server_process_loads_no_cli_only_code():
+    # Every worker pays for what it imports; evaluation, fine-tuning jobs and config editing are CLI-only
+    # (few-shot exchanges from a training set are not: fallbacks use them).
+    script = (
+        "import sys\n"
+        "from app.cli.main import cli\n"
+        "cli.get_command(None, 'serve')\n"
+        "from app.cli.serve import worker_app\n"
+        "from app.config import load_config\n"
+        "from app.proxy.server import create_app\n"
+        "create_app(load_config(None))\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(\n"
+        "    ('app.evals', 'app.tuning.finetune', 'app.tuning.report', 'app.tuning.fidelity', 'app.config.editing',\n"
+        "     'tomlkit', 'tiktoken', 'pydantic_settings',\n"
+        "     'websockets', 'wsproto')))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []

@@ -82,9 +82,24 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 def test_environment_beats_file_and_flags_beat_environment(tmp_path, monkeypatch):
     path = write(tmp_path, "[server]\nport = 1111\n" + BASE)
-    monkeypatch.setenv("PERSONA_PROXY_PORT", "2222")
-    assert load_config(path, environ={}).server.port == 2222
-    assert load_config(path, overrides={"port": 3333}, environ={}).server.port == 3333
+    environ = {"PERSONA_PROXY_PORT": "2222"}
+    assert load_config(path, environ={}).server.port == 1111
+    assert load_config(path, environ=environ).server.port == 2222
+    assert load_config(path, overrides={"port": 3333}, environ=environ).server.port == 3333
+    monkeypatch.setenv("PERSONA_PROXY_PORT", "4444")  # the process environment, when none is given
+    assert load_config(path).server.port == 4444
+
+
+def test_server_settings_from_the_environment_follow_pydantic_settings_rules(tmp_path):
+    environ = {"persona_proxy_log_level": "debug", "PERSONA_PROXY_CORS_ORIGINS": '["https://chat.example.com"]',
+               "PERSONA_PROXY_FORWARD_USER_ID": "true", "PERSONA_PROXY_API_KEYS": "not-a-setting-0123456789",
+               "PERSONA_PROXY_DATA_DIR": "/data"}
+    server = load_config(write(tmp_path, BASE), environ=environ).server
+    assert (server.log_level, server.cors_origins, server.forward_user_id) == \
+        ("debug", ["https://chat.example.com"], True)
+    message = error_for(tmp_path, BASE, environ={"PERSONA_PROXY_CORS_ORIGINS": "https://chat.example.com"})
+    assert "server.cors_origins: Input should be a valid list" in message
+    assert "(from the environment variable PERSONA_PROXY_CORS_ORIGINS)" in message
 
 
 def test_system_prompt_file_is_relative_to_the_config(tmp_path):
@@ -157,7 +172,6 @@ def test_a_bad_route_name_says_which_characters_are_allowed(tmp_path):
     assert "^[" not in message  # not the regex
 
 
-def test_an_error_from_the_environment_names_the_variable(tmp_path, monkeypatch):
-    monkeypatch.setenv("PERSONA_PROXY_PORT", "abc")
-    message = error_for(tmp_path, BASE)
+def test_an_error_from_the_environment_names_the_variable(tmp_path):
+    message = error_for(tmp_path, BASE, environ={"PERSONA_PROXY_PORT": "abc"})
     assert "server.port:" in message and "(from the environment variable PERSONA_PROXY_PORT)" in message
