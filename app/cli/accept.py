@@ -10,8 +10,9 @@ accepted while every request took 60 ms, which was the whole of the
 all that are waiting (up to :data:`MAX_PER_TURN`) each time the socket is
 readable, as asyncio's own loop and nginx do.
 
-uvicorn takes the loop by name (``loop="app.cli.accept:new_event_loop"``),
-in the single process and in every worker alike.
+uvicorn takes the loop by name (``loop="app.cli.accept:new_event_loop"``)
+when one process serves. Workers sharing a socket keep libuv's way: one
+greedy worker would take a whole burst and leave the others idle.
 """
 
 from __future__ import annotations

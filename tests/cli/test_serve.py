@@ -62,6 +62,8 @@ def test_uvicorn_options_trust_forwarded_headers_only_when_configured():
     default = uvicorn_options(ServerSettings())
     assert default["proxy_headers"] is False
     assert default["timeout_graceful_shutdown"] == 30.0
+    assert default["loop"] == "app.cli.accept:new_event_loop"  # greedy accept for one worker only
+    assert uvicorn_options(ServerSettings(), workers=2)["loop"] == "auto"
     trusted = uvicorn_options(ServerSettings(forwarded_allow_ips=["10.0.0.2"], shutdown_grace=5))
     assert trusted["proxy_headers"] is True and trusted["forwarded_allow_ips"] == ["10.0.0.2"]
     assert trusted["timeout_graceful_shutdown"] == 5
