@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import sqlite3
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
 
     def connect(self, read_only: bool = False) -> sqlite3.Connection:
+        import sqlite3  # on the first write, not at start: a worker that has written nothing does not carry it
+
         if read_only:
             return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
