@@ -160,7 +160,10 @@ params = {{ temperature = 0.8 }}
 {self.extra_routes}
 """, encoding="utf-8")
         argv = [sys.executable, "-m", "app", "serve", "--config", str(config), "--workers", str(self.workers)]
-        return argv, {"PERSONA_PROXY_API_KEYS": PROXY_KEY, "BENCH_UPSTREAM_KEY": "upstream-key"}
+        # Usage records go to the target's own temp dir: a shared data dir would grow run after run
+        # (it had reached 3.6 million rows here) and every insert would pay for its index.
+        return argv, {"PERSONA_PROXY_API_KEYS": PROXY_KEY, "BENCH_UPSTREAM_KEY": "upstream-key",
+                      "PERSONA_PROXY_DATA_DIR": str(self.dir / "data")}
 
 
 class BareRelay(Target):
