@@ -134,6 +134,34 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
+def bare_targets(results: Results) -> list[tuple[str, str, bool | None]]:
+    """The targets measured against the bare relay in the same run (a share of it, not absolute figures)."""
+    rows: list[tuple[str, str, bool | None]] = []
+    for mode, conns, floor in (("json", 32, 0.65), ("json", 128, 0.65), ("sse", 32, 0.80)):
+        proxy, bare = _get(results, PP, mode, conns, "rps"), _get(results, BARE, mode, conns, "rps")
+        share = proxy / bare if proxy and bare else None
+        what = "non-stream req/s" if mode == "json" else "50-event streams/s"
+        rows.append((f"{what} at c={conns} >= {floor:.2f} of the bare relay", _fmt(share, ".2f"),
+                     None if share is None else share >= floor))
+    for mode in ("json", "sse"):
+        # Round by round: a tail that comes and goes must stay within bounds in every run.
+        ratios = [p.p99_ms / b.p99_ms for p, b in zip(results.load.get((PP, mode, 128), []),
+                                                      results.load.get((BARE, mode, 128), []), strict=False)]
+        what = "non-stream" if mode == "json" else "stream"
+        met = all(r <= 1.5 for r in ratios) if ratios else None
+        rows.append((f"{what} p99 at c=128 <= 1.5x the bare relay's, every round",
+                     " / ".join(f"{r:.2f}" for r in ratios) or "n/a", met))
+    d50, p50 = _get(results, DIRECT, "json", 1, "p50_ms"), _get(results, PP, "json", 1, "p50_ms")
+    b50 = _get(results, BARE, "json", 1, "p50_ms")
+    over = p50 - d50 if p50 is not None and d50 is not None else None
+    bare_over = f" (bare relay {b50 - d50:.2f})" if b50 is not None and d50 is not None else ""
+    rows.append(("non-stream overhead p50 at c=1 <= 0.25 ms", _fmt(over, ".2f") + bare_over,
+                 None if over is None else over <= 0.25))
+    idle = results.rss.get(f"{PP} idle")
+    rows.append(("idle RSS <= 55 MB", _fmt(idle, ".1f"), None if idle is None else idle <= 55))
+    return rows
+
+
 def render(results: Results, header: str) -> str:
     lines = ["# persona-proxy benchmark", "", header, "",
              "Each figure is the median over rounds; overhead = proxy minus direct at the same percentile.", "",
@@ -152,7 +180,10 @@ def render(results: Results, header: str) -> str:
               *(f"| {k} | {v:.1f} |" for k, v in results.rss.items()), "",
               "## Targets", "", "| target | measured | met |", "|---|---|---|",
               *(f"| {t} | {v} | {'yes' if ok else 'no' if ok is False else 'not measured'} |"
-                for t, v, ok in targets(results))]
+                for t, v, ok in targets(results)), "",
+              "## Targets against the bare relay", "", "| target | measured | met |", "|---|---|---|",
+              *(f"| {t} | {v} | {'yes' if ok else 'no' if ok is False else 'not measured'} |"
+                for t, v, ok in bare_targets(results))]
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     return "\n".join(lines) + "\n"
