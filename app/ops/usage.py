@@ -170,15 +170,16 @@ class UsageWriter:
         self.store = store
         self.dropped = 0
         self.written = 0
-        self._queue: asyncio.Queue[Completed] = asyncio.Queue(QUEUE_LIMIT)
+        # A plain list: appending is all a request does (asyncio.Queue's bookkeeping is not needed).
+        self._pending: list[Completed] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     def submit(self, record: Completed) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
+        if len(self._pending) >= QUEUE_LIMIT:
             self.dropped += 1
+        else:
+            self._pending.append(record)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -197,10 +198,12 @@ class UsageWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
             await self._flush()
+        await self._flush()  # a stop before the first turn must not lose what is queued
 
     async def _flush(self) -> None:
-        while not self._queue.empty():
-            batch = [self._queue.get_nowait() for _ in range(min(BATCH_SIZE, self._queue.qsize()))]
+        while self._pending:
+            batch = self._pending[:BATCH_SIZE]
+            del self._pending[:BATCH_SIZE]
             await asyncio.to_thread(self._write, batch)
 
     def _write(self, batch: list[Completed]) -> None:

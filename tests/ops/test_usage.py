@@ -246,3 +246,16 @@ def test_every_column_round_trips_through_sqlite(tmp_path):
     store.write(ROUND_TRIP)
     found = store._db.execute(f"SELECT {', '.join(COLUMNS)} FROM usage ORDER BY time").fetchall()
     assert found == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in ROUND_TRIP]
+
+
+async def test_a_full_queue_drops_records_instead_of_growing(tmp_path, monkeypatch):
+    from app.ops import usage
+
+    monkeypatch.setattr(usage, "QUEUE_LIMIT", 3)
+    writer = usage.UsageWriter(SqliteStore(tmp_path / "u.sqlite3"))
+    for record in ROUND_TRIP * 3:
+        writer.submit(record)
+    assert writer.dropped == 3
+    writer.start()
+    await writer.close()
+    assert writer.written == 3
