@@ -53,9 +53,9 @@ class Listener:
         loop.add_reader(self._fd, self.accept_waiting)
 
     def accept_waiting(self) -> int:
-        """Accept every connection waiting now; how many were taken."""
+        """Accept every connection waiting now (at most :data:`MAX_PER_TURN` tries); how many were taken."""
         taken = 0
-        while taken < MAX_PER_TURN:
+        for _ in range(MAX_PER_TURN):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -67,7 +67,9 @@ class Listener:
                     self._loop.remove_reader(self._fd)
                     self._loop.call_later(RETRY_SECONDS, self._resume)
                     break
-                continue  # ECONNABORTED and the like: that client is gone, the next may be waiting
+                # ECONNABORTED and the like: that client is gone, the next may be waiting. Counted as
+                # a try, so an error that repeats (a socket closed under us) cannot spin here.
+                continue
             taken += 1
             conn.setblocking(False)
             task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))

@@ -79,3 +79,24 @@ def test_out_of_descriptors_backs_off_instead_of_spinning(monkeypatch: pytest.Mo
     finally:
         loop.close()
         sock.close()
+
+
+def test_an_error_that_repeats_ends_the_turn_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = listening()
+    loop = new_event_loop()
+    try:
+        server = loop.run_until_complete(loop.create_server(Counting, sock=sock, backlog=128))
+        tries: list[int] = []
+
+        class Aborting(socket.socket):
+            def accept(self) -> tuple[socket.socket, object]:
+                tries.append(1)
+                raise OSError(103, "Software caused connection abort")
+
+        monkeypatch.setattr(server, "_sock", Aborting(fileno=socket.dup(sock.fileno())))
+        assert server.accept_waiting() == 0
+        assert len(tries) == accept.MAX_PER_TURN
+        server.close()
+    finally:
+        loop.close()
+        sock.close()
