@@ -201,7 +201,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int, keepalive_expiry: float = 30.0) -> None:
         self._slots = _Slots(max_connections)
         self._max_connections = max_connections
-        self.in_flight = 0
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
 
@@ -230,7 +229,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """The proxy's hot path: no httpx request or response objects to build and take apart again."""
         if not await self._slots.acquire(timeout.get("pool")):
             raise httpx.PoolTimeout("no free connection")
-        self.in_flight += 1
         try:
             with _mapped():
                 response = await self._get_session().request(
@@ -244,8 +242,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return RawResponse(response, self._release)
 
     def _release(self) -> None:
-        self.in_flight -= 1
         self._slots.release()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a connection slot (sent, or handed a slot and about to send)."""
+        return self._max_connections - self._slots.free
 
     async def aclose(self) -> None:
         if self._session is not None:
