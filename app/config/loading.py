@@ -56,7 +56,6 @@ def load_config(
                           "a config may have [server], [upstreams.NAME], [routes.NAME], [usage] and "
                           '[prices."MODEL"]')
     try:
-        # The environment beats the file.
         server = ServerSettings(**{**(raw.get("server") or {}), **server_env(environ)})
         # Command-line flags beat the environment, which beats the file.
         for key, value in (overrides or {}).items():

@@ -103,7 +103,6 @@ class ServerSettings(BaseModel):
         return self
 
 
-
 SERVER_ENV_PREFIX = "PERSONA_PROXY_"
 
 

@@ -102,10 +102,11 @@ class StreamRelay:
             chunk = chunk[end + 2 :]
             if self.done or self.failure is not None or not chunk:
                 return head
-        end = chunk.rfind(b"\n\n") + 2
+        last = chunk.rfind(b"\n\n")
+        end = last + 2  # just after the last whole event
         prefix = self.rewrite.prefix
         burst = None
-        if end > 1 and prefix is not None and decoder.idle:
+        if last >= 0 and prefix is not None and decoder.idle:
             burst = relay_burst(chunk[:end], *prefix, strip_null_usage=self.strip_usage, secret=self.secret)
         if burst is None:
             return head + self._frames(decoder.feed(chunk))
