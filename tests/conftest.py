@@ -23,12 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 SHARED_DATASET = REPO.parent / "shared" / "data" / "maid_finetune_output.jsonl"
 
+FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 
 DEFAULT_ROUTES = f"""
 [routes.maid]
 upstream = "fake"
-model = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+model = "{FT_MODEL}"
 display_name = "Maid (fine-tuned)"
 system_prompt = "{MAID_PROMPT}"
 params = {{ temperature = 0.8 }}

@@ -6,11 +6,10 @@ import os
 
 import pytest
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import error_reply
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
-
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from app.cli.main import cli
 from app.ops.usage import COLUMNS, Completed, SqliteStore, since_epoch
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import Reply, chunk, default_stream, error_reply
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from ..conftest import MAID_PROMPT
+from ..conftest import FT_MODEL, MAID_PROMPT
 from ..fakes.upstream import Reply, completion
-
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
 
 def routes_with_mode(mode: str) -> str:

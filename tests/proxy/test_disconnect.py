@@ -8,9 +8,9 @@ import time
 
 import httpx
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import Gate, Reply, chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -7,11 +7,10 @@ import logging
 
 import pytest
 
-from ..conftest import MAID_PROMPT
+from ..conftest import FT_MODEL, MAID_PROMPT
 from ..fakes.servers import free_port
 from ..fakes.upstream import FakeOpenAI, Reply, chunk, error_reply
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
+from ..conftest import FT_MODEL
 from ..fakes.servers import black_hole
 from ..fakes.upstream import Gate, Reply, chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -9,9 +9,9 @@ import time
 
 import httpx
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import Pause, Reply, chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 STREAMS = 200
 EVENTS = 15
 

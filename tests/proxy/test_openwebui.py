@@ -12,10 +12,9 @@ import pytest
 
 from app.proxy.openwebui import caller_from, detect_task
 
-from ..conftest import MAID_PROMPT
+from ..conftest import FT_MODEL, MAID_PROMPT
 from ..fakes.upstream import FakeOpenAI, Reply, chunk, default_stream, usage_chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 OWUI_HEADERS = {
     "accept": "*/*",
     "accept-encoding": "gzip, deflate, br",

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from ..conftest import FT_MODEL
 from ..fakes.servers import serve_process
 from ..fakes.upstream import Gate, Reply, chunk
-
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 NO_KEYS = {**os.environ, "PERSONA_PROXY_API_KEYS": ""}

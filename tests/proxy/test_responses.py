@@ -8,10 +8,9 @@ import logging
 import openai
 import pytest
 
-from ..conftest import MAID_PROMPT
+from ..conftest import FT_MODEL, MAID_PROMPT
 from ..fakes.upstream import FakeOpenAI, Reply, error_reply, response_events, response_obj
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 LIFECYCLE = {"response.created", "response.in_progress", "response.completed", "response.incomplete",
              "response.failed", "response.queued"}
 

@@ -10,11 +10,10 @@ import pytest
 from app.config import load_config
 from app.proxy.server import create_app
 
-from ..conftest import MAID_PROMPT
+from ..conftest import FT_MODEL, MAID_PROMPT
 from ..fakes.servers import ServerThread
 from ..fakes.upstream import Reply, chunk, completion, usage_chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 TOOL = {"type": "function", "name": "brew_tea", "description": "Brew a pot of tea.", "strict": False,
         "parameters": {"type": "object", "properties": {"kind": {"type": "string"}}, "required": ["kind"]}}
 

@@ -9,9 +9,9 @@ import socket
 import httpx
 import pytest
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import Gate, Reply, chunk, error_reply
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from ..conftest import FT_MODEL
 from ..fakes.servers import free_port
 from ..fakes.upstream import Gate, Reply, chunk
-
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 
 
 def start_proxy(tmp_path: Path, upstream_url: str, port: int) -> subprocess.Popen[str]:

@@ -8,9 +8,9 @@ import httpx
 import openai
 import pytest
 
+from ..conftest import FT_MODEL
 from ..fakes.upstream import Gate, Pause, Reply, chunk, default_stream, usage_chunk
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
 BODY = {"model": "maid", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
