@@ -189,10 +189,16 @@ class _Exchange:
         except OSError:
             pass  # the client is gone too
 
+    def tokens(self) -> tuple[int | None, int | None]:
+        """Prompt and completion tokens the upstream reported, in either API's words."""
+        usage = (self.stream.usage if self.stream is not None else self.usage) or {}
+        return (_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+                _count(usage.get("completion_tokens", usage.get("output_tokens"))))
+
     def completed(self) -> Completed:
         assert self.plan is not None
         stream = self.stream
-        usage = (stream.usage if stream is not None else self.usage) or {}
+        prompt_tokens, completion_tokens = self.tokens()
         first = stream.first_byte_at if stream is not None else None
         target = self.plan.target
         return Completed(
@@ -201,8 +207,7 @@ class _Exchange:
             stream=self.wants_stream, status=self.status,
             error_code=self.error_code or ("stream_error" if stream is not None and stream.error else None),
             key_id=self.key_id, user_id=self.plan.caller.user_id,
-            prompt_tokens=_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            completion_tokens=_count(usage.get("completion_tokens", usage.get("output_tokens"))),
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             api=self.api.name,
             ttfb_ms=(first - self.started) * 1000 if first else None,
             duration_ms=(time.monotonic() - self.started) * 1000, failover=self.failover,
@@ -223,9 +228,7 @@ class _Exchange:
         if stream is not None:
             ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
             fields.update(events=stream.events, done=stream.done, ttfb_ms=round(ttfb, 1))
-        usage = (stream.usage if stream is not None else self.usage) or {}
-        for name, other in (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens")):
-            count = _count(usage.get(name, usage.get(other)))
+        for name, count in zip(("prompt_tokens", "completion_tokens"), self.tokens(), strict=True):
             if count is not None:
                 fields[name] = count
         for name, value in (("task", plan.task), ("user", plan.caller.user_id), ("chat", plan.caller.chat_id),
