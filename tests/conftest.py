@@ -85,7 +85,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def quick_background_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Usage batches and config-file checks every few ms, so tests wait for them briefly."""
-    monkeypatch.setattr("app.ops.usage.FLUSH_SECONDS", 0.02)
+    monkeypatch.setattr("app.ops.recorder.FLUSH_SECONDS", 0.02)
     monkeypatch.setattr("app.proxy.runtime.WATCH_SECONDS", 0.05)
 
 

@@ -2,12 +2,17 @@
 
 With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
 directory shared by the workers: every worker then writes its samples there
-and ``/metrics`` sums them, whichever worker answers the scrape.
+and ``/metrics`` sums them, whichever worker answers the scrape. Requests
+are counted in batches (see :mod:`app.ops.recorder`): the worker answering a
+scrape counts its own latest requests first, the others' reach the directory
+within a second.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -20,6 +25,7 @@ class _RouteChildren(NamedTuple):
     ttfb: Any
     prompt_tokens: Any
     completion_tokens: Any
+    streams: Any
 
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -42,35 +48,46 @@ class Metrics:
                              registry=r, multiprocess_mode="livesum")
         self.failovers = Counter("persona_proxy_failovers", "Requests served by a later target.", ["route"],
                                  registry=r)
-        # labels() locks and hashes every time: each child is looked up once, then kept.
-        self._request_children: dict[tuple[str, str, bool, int, str], Any] = {}
+        # labels() locks and hashes every time: each route's children are looked up once, then kept.
         self._route_children: dict[str, _RouteChildren] = {}
 
-    def observe(self, done: Completed) -> None:
-        route = done.route
-        key = (route, done.kind, done.stream, done.status, done.api)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self.requests.labels(
-                route, done.kind, "yes" if done.stream else "no", str(done.status), done.api)
-        counter.inc()
-        children = self._route_children.get(route) or self._children_of(route)
-        children.duration.observe(done.duration_ms / 1000)
-        if done.ttfb_ms is not None:
-            children.ttfb.observe(done.ttfb_ms / 1000)
-        if done.prompt_tokens:
-            children.prompt_tokens.inc(done.prompt_tokens)
-        if done.completion_tokens:
-            children.completion_tokens.inc(done.completion_tokens)
-        if done.error_code:
-            self.errors.labels(route, done.error_code).inc()
-        if done.failover:
-            self.failovers.labels(route).inc()
+    def observe_all(self, records: Sequence[Completed]) -> None:
+        """Count a batch of completed requests: each counter moves once per batch, not per request."""
+        requests: collections.Counter[tuple[str, str, bool, int, str]] = collections.Counter()
+        prompt: collections.Counter[str] = collections.Counter()
+        completion: collections.Counter[str] = collections.Counter()
+        for done in records:
+            route = done.route
+            requests[route, done.kind, done.stream, done.status, done.api] += 1
+            # Histograms have no bulk update: one observe per request, in a warm loop at least.
+            children = self._route_children.get(route) or self._children_of(route)
+            children.duration.observe(done.duration_ms / 1000)
+            if done.ttfb_ms is not None:
+                children.ttfb.observe(done.ttfb_ms / 1000)
+            if done.prompt_tokens:
+                prompt[route] += done.prompt_tokens
+            if done.completion_tokens:
+                completion[route] += done.completion_tokens
+            if done.error_code:
+                self.errors.labels(route, done.error_code).inc()
+            if done.failover:
+                self.failovers.labels(route).inc()
+        for (route, kind, stream, status, api), count in requests.items():
+            self.requests.labels(route, kind, "yes" if stream else "no", str(status), api).inc(count)
+        for route, count in prompt.items():
+            self._route_children[route].prompt_tokens.inc(count)
+        for route, count in completion.items():
+            self._route_children[route].completion_tokens.inc(count)
+
+    def streams_of(self, route: str) -> Any:
+        """The in-flight streams gauge of a route."""
+        return (self._route_children.get(route) or self._children_of(route)).streams
 
     def _children_of(self, route: str) -> _RouteChildren:
         children = self._route_children[route] = _RouteChildren(
             self.duration.labels(route), self.ttfb.labels(route),
-            self.tokens.labels(route, "prompt"), self.tokens.labels(route, "completion"))
+            self.tokens.labels(route, "prompt"), self.tokens.labels(route, "completion"),
+            self.streams.labels(route))
         return children
 
     def render(self) -> bytes:

@@ -1,17 +1,13 @@
-"""Usage records: one row per completed request, written off the request path.
+"""Usage records: one row per completed request, in SQLite or PostgreSQL.
 
-Requests hand a :class:`Completed` record to :class:`UsageWriter`, which
-queues it and writes batches to SQLite from a worker thread. A slow, locked
-or full disk never slows or fails a request: a batch that cannot be written
-is logged and dropped, and so is a record that finds the queue full.
+Rows reach a store in batches through :class:`~app.ops.recorder.Recorder`,
+off the request path; ``persona-proxy usage`` reads them back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import logging
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +15,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import sqlite3
-
-logger = logging.getLogger(__name__)
-
-QUEUE_LIMIT = 10_000
-BATCH_SIZE = 500
-FLUSH_SECONDS = 1.0
 
 
 class Completed(NamedTuple):
@@ -53,6 +43,8 @@ class Completed(NamedTuple):
 
 
 COLUMNS = list(Completed._fields)
+# 60 rows x 16 columns: under the 999 parameters of SQLite before 3.32, the oldest limit.
+ROWS_PER_INSERT = 60
 _TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
@@ -95,8 +87,13 @@ class SqliteStore:
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if self._db is None:
             self._db = self.connect()
-        with self._db:
-            self._db.executemany(insert_sql(self.param), rows)
+        db = self._db
+        # Several rows per statement: sqlite3 lets go of the GIL around every statement it
+        # steps, and on a busy server each hand-back to the event loop costs more than the row.
+        with db:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                part = rows[start:start + ROWS_PER_INSERT]
+                db.execute(insert_sql(self.param, len(part)), [value for row in part for value in row])
 
     def reset(self) -> None:
         if self._db is not None:
@@ -138,7 +135,7 @@ class PostgresStore:
         if self._db is None:
             self._db = self.connect()
         with self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(insert_sql(self.param), rows)
+            cursor.executemany(insert_sql(self.param, 1), rows)
 
     def reset(self) -> None:
         if self._db is not None:
@@ -155,66 +152,15 @@ class PostgresStore:
 Store = SqliteStore | PostgresStore
 
 
-def insert_sql(param: str) -> str:
-    return f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join([param] * len(COLUMNS))})"
+@functools.cache
+def insert_sql(param: str, rows: int) -> str:
+    """An INSERT of ``rows`` rows at once."""
+    row = f"({', '.join([param] * len(COLUMNS))})"
+    return f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES {', '.join([row] * rows)}"
 
 
 def store_for(path: Path, url: str | None) -> Store:
     return PostgresStore(url) if url else SqliteStore(path)
-
-
-class UsageWriter:
-    """Batches records into a store from a background task and a worker thread."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.dropped = 0
-        self.written = 0
-        # A plain list: appending is all a request does (asyncio.Queue's bookkeeping is not needed).
-        self._pending: list[Completed] = []
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-
-    def submit(self, record: Completed) -> None:
-        if len(self._pending) >= QUEUE_LIMIT:
-            self.dropped += 1
-        else:
-            self._pending.append(record)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def close(self) -> None:
-        """Write what is queued and stop; never interrupts a write in progress."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-        await asyncio.to_thread(self.store.reset)
-
-    async def _run(self) -> None:
-        # NOTE: never cancelled: a cancelled to_thread() leaves its thread writing
-        # while the connection is closed under it.
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
-            await self._flush()
-        await self._flush()  # a stop before the first turn must not lose what is queued
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch = self._pending[:BATCH_SIZE]
-            del self._pending[:BATCH_SIZE]
-            await asyncio.to_thread(self._write, batch)
-
-    def _write(self, batch: list[Completed]) -> None:
-        try:
-            self.store.write(batch)
-            self.written += len(batch)
-        except Exception as exc:  # any driver or disk failure: drop, log, reconnect next time
-            self.dropped += len(batch)
-            logger.warning("usage: %d record(s) dropped, %s", len(batch), type(exc).__name__)
-            with contextlib.suppress(Exception):
-                self.store.reset()
 
 
 def since_epoch(spec: str, now: float | None = None) -> float:

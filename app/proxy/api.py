@@ -64,6 +64,7 @@ async def metrics(request: Request) -> Response:
     token = bearer_token(header.encode("latin-1") if header else None)
     if token is None or not admin.accepts(token):
         raise AuthenticationFailed("/metrics needs an admin key: 'Authorization: Bearer <admin key>'.")
+    request.app.state.runtime.recorder.count()  # this process's requests since the last batch
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

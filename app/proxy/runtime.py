@@ -22,7 +22,8 @@ from starlette.types import ASGIApp
 
 from ..config import Config, ConfigError, load_config
 from ..ops.metrics import Metrics
-from ..ops.usage import Completed, UsageWriter, store_for
+from ..ops.recorder import Recorder
+from ..ops.usage import store_for
 from .api import CHAT_PATH, RESPONSES_PATH, ChatEndpoint
 from .apis import RESPONSES
 from .auth import ProxyKeyAuth, ProxyKeys
@@ -53,7 +54,7 @@ class Runtime:
         self.admin_keys = admin_keys
         self.lifecycle = Lifecycle()
         self.clients: dict[str, UpstreamClient] = {}
-        self.writer: UsageWriter | None = None
+        self.recorder = Recorder(metrics)
         self.chat: ChatService | None = None
         # POST path -> the endpoint serving it; replaced whole on reload, emptied at stop.
         self.endpoints: dict[str, ASGIApp] = {}
@@ -65,8 +66,8 @@ class Runtime:
     async def start(self) -> None:
         if self.config.usage.enabled:
             url = self.config.usage_url.get_secret_value() if self.config.usage_url else None
-            self.writer = UsageWriter(store_for(self.config.usage_file, url))
-            self.writer.start()
+            self.recorder.store = store_for(self.config.usage_file, url)
+        self.recorder.start()
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -85,8 +86,7 @@ class Runtime:
         for clients in [*self._retired, self.clients]:
             for client in clients.values():
                 await client.aclose()
-        if self.writer is not None:
-            await self.writer.close()
+        await self.recorder.close()
 
     def _on_sighup(self) -> None:
         self._spawn(self.reload())
@@ -148,7 +148,7 @@ class Runtime:
     def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
         self.config, self.routes, self.clients = config, routes, clients
         self.chat = ChatService(routes, clients, forward_user_id=config.server.forward_user_id,
-                                lifecycle=self.lifecycle, metrics=self.metrics, record=self._record)
+                                lifecycle=self.lifecycle, metrics=self.metrics, record=self.recorder.submit)
         self.client_keys.replace(config.client_keys)
         self.admin_keys.replace(config.admin_keys)
         # The one assignment new requests see: they get the new routes, clients and keys together.
@@ -160,11 +160,6 @@ class Runtime:
             self._watcher.cancel()
         if config.server.check_models:
             self._watcher = asyncio.ensure_future(watch_models(self.lifecycle, routes, clients))
-
-    def _record(self, done: Completed) -> None:
-        self.metrics.observe(done)
-        if self.writer is not None:
-            self.writer.submit(done)
 
     async def _close_when_idle(self, clients: dict[str, UpstreamClient]) -> None:
         deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS

@@ -157,7 +157,7 @@ class _Exchange:
             self.stream = self.via.relay(upstream, model=self.route.name_json, idle_timeout=idle,
                                          secret=self.client.secret, strip_usage=self.strip_usage,
                                          request=self.plan.body)
-            gauge = self.metrics.streams.labels(self.route.name) if self.metrics else None
+            gauge = self.metrics.streams_of(self.route.name) if self.metrics else None
             if gauge is not None:
                 gauge.inc()
             try:
@@ -196,22 +196,24 @@ class _Exchange:
                 _count(usage.get("completion_tokens", usage.get("output_tokens"))))
 
     def completed(self) -> Completed:
-        assert self.plan is not None
+        """This request's usage record (positional: it is built once per request)."""
+        plan = self.plan
+        assert plan is not None
         stream = self.stream
         prompt_tokens, completion_tokens = self.tokens()
-        first = stream.first_byte_at if stream is not None else None
-        target = self.plan.target
+        error_code = self.error_code
+        first = None
+        if stream is not None:
+            first = stream.first_byte_at
+            if error_code is None and stream.error:
+                error_code = "stream_error"
+        now = time.monotonic()
         return Completed(
-            time=time.time(), route=self.route.name, upstream=self.plan.upstream,
-            model=str(self.plan.body.get("model") or target.model), kind="task" if self.plan.task else "chat",
-            stream=self.wants_stream, status=self.status,
-            error_code=self.error_code or ("stream_error" if stream is not None and stream.error else None),
-            key_id=self.key_id, user_id=self.plan.caller.user_id,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            api=self.api.name,
-            ttfb_ms=(first - self.started) * 1000 if first else None,
-            duration_ms=(time.monotonic() - self.started) * 1000, failover=self.failover,
-        )
+            time.time(), self.route.name, plan.upstream, str(plan.body.get("model") or plan.target.model),
+            "task" if plan.task else "chat", self.wants_stream, self.status, error_code, self.key_id,
+            plan.caller.user_id, prompt_tokens, completion_tokens,
+            (first - self.started) * 1000 if first else None, (now - self.started) * 1000, self.failover,
+            self.api.name)
 
     def log(self) -> None:
         if not logger.isEnabledFor(logging.INFO):

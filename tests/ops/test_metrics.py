@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
+import httpx
 import pytest
 
 from ..conftest import FT_MODEL
@@ -60,3 +62,40 @@ model = "gpt-4.1-mini"
 def test_metrics_are_absent_without_admin_keys(proxy):
     with proxy.http() as http:
         assert http.get("/metrics").status_code == 404
+
+
+def test_with_workers_every_requests_reaches_the_shared_metrics(tmp_path, fake):
+    from ..fakes.servers import serve_process
+
+    admin = "admin-canary-" + os.urandom(8).hex()
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[server]
+check_models = false
+
+[upstreams.fake]
+base_url = "{fake.url}/v1"
+
+[routes.maid]
+upstream = "fake"
+model = "{FT_MODEL}"
+""", encoding="utf-8")
+    (tmp_path / "prom").mkdir()
+    env = {**os.environ, "PERSONA_PROXY_API_KEYS": "", "PERSONA_PROXY_ADMIN_KEYS": admin,
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"), "PERSONA_PROXY_DATA_DIR": str(tmp_path / "data")}
+    line = 'persona_proxy_requests_total{api="chat",kind="chat",route="maid",status="200",stream="no"} 20.0'
+    with serve_process(["--config", str(config), "--workers", "2"], env=env) as (_, base):
+        for _ in range(20):  # a connection each, so both workers serve some
+            assert httpx.post(base + "/v1/chat/completions", json=CHAT, timeout=10).status_code == 200
+        # Each worker counts its requests in batches. The scrapes share one connection, so one
+        # worker answers them all: it counts its own requests at once, the other's must arrive
+        # with that worker's next batch (a second).
+        deadline = time.monotonic() + 10
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {admin}"}) as scraper:
+            while True:
+                text = scraper.get("/metrics").text
+                if line in text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+    assert line in text, text
+    assert len(list((tmp_path / "prom").glob("counter_*.db"))) == 2  # both workers counted requests

@@ -248,14 +248,12 @@ def test_every_column_round_trips_through_sqlite(tmp_path):
     assert found == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in ROUND_TRIP]
 
 
-async def test_a_full_queue_drops_records_instead_of_growing(tmp_path, monkeypatch):
-    from app.ops import usage
+def test_batches_longer_than_one_insert_are_written_whole_and_in_order(tmp_path):
+    from app.ops.usage import ROWS_PER_INSERT
 
-    monkeypatch.setattr(usage, "QUEUE_LIMIT", 3)
-    writer = usage.UsageWriter(SqliteStore(tmp_path / "u.sqlite3"))
-    for record in ROUND_TRIP * 3:
-        writer.submit(record)
-    assert writer.dropped == 3
-    writer.start()
-    await writer.close()
-    assert writer.written == 3
+    rows = [ROUND_TRIP[i % 2]._replace(time=1732492800.0 + i) for i in range(2 * ROWS_PER_INSERT + 7)]
+    store = SqliteStore(tmp_path / "u.sqlite3")
+    store.write(rows)
+    store.write(rows[:1])
+    found = store._db.execute(f"SELECT {', '.join(COLUMNS)} FROM usage ORDER BY rowid").fetchall()
+    assert found == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in [*rows, rows[0]]]
