@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from .metrics import Metrics
 from .usage import Completed, Store
@@ -24,6 +27,9 @@ logger = logging.getLogger(__name__)
 QUEUE_LIMIT = 10_000
 BATCH_SIZE = 500
 FLUSH_SECONDS = 1.0
+# How much nicer the writer thread is than the server: on a busy core it otherwise takes the CPU from
+# the event loop in slices of milliseconds (c=1 stream p99, median of 12 rounds: 4.5 ms, niced 3.6).
+WRITER_NICENESS = 10
 
 
 class Recorder:
@@ -33,16 +39,20 @@ class Recorder:
         self.metrics = metrics
         self.store = store
         self.dropped = 0
+        self._overflowed = 0  # records turned away by a full queue since the last log line
         self.written = 0
         # A plain list: appending is all a request does (asyncio.Queue's bookkeeping is not needed).
         self._pending: list[Completed] = []
         self._counted = 0  # how many of _pending the metrics have seen (a scrape counts early)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # One thread of its own: writes stay in order, and its priority is lowered once.
+        self._thread = ThreadPoolExecutor(1, "persona-proxy-usage", initializer=_lower_priority)
 
     def submit(self, record: Completed) -> None:
         if len(self._pending) >= QUEUE_LIMIT:
             self.dropped += 1
+            self._overflowed += 1
             self.count()  # a full queue means the store is behind: the metrics need not be
             self.metrics.observe_all((record,))
         else:
@@ -65,10 +75,11 @@ class Recorder:
         else:
             await self._flush()
         if self.store is not None:
-            await asyncio.to_thread(self.store.reset)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self.store.reset)
+        self._thread.shutdown(wait=False)
 
     async def _run(self) -> None:
-        # NOTE: never cancelled: a cancelled to_thread() leaves its thread writing
+        # NOTE: never cancelled: a cancelled run_in_executor() leaves its thread writing
         # while the connection is closed under it.
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
@@ -79,10 +90,13 @@ class Recorder:
     async def _flush(self) -> None:
         self.count()
         batch, self._pending, self._counted = self._pending, [], 0
+        if self._overflowed:
+            logger.warning("usage: %d record(s) dropped, the store is not keeping up", self._overflowed)
+            self._overflowed = 0
         if self.store is None:
             return
         for start in range(0, len(batch), BATCH_SIZE):
-            await asyncio.to_thread(self._write, batch[start:start + BATCH_SIZE])
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch[start:start + BATCH_SIZE])
 
     def _write(self, batch: list[Completed]) -> None:
         assert self.store is not None
@@ -94,3 +108,10 @@ class Recorder:
             logger.warning("usage: %d record(s) dropped, %s", len(batch), type(exc).__name__)
             with contextlib.suppress(Exception):
                 self.store.reset()
+
+
+def _lower_priority() -> None:
+    # Linux applies a thread id's niceness to that thread alone; elsewhere this may fail: no matter.
+    with contextlib.suppress(OSError, AttributeError):
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + WRITER_NICENESS))

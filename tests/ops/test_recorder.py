@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import sys
+import threading
 
 import pytest
 
@@ -62,7 +66,7 @@ async def test_a_scrape_counts_what_waits_and_the_batch_does_not_count_it_again(
         assert db.execute("SELECT count(*) FROM usage").fetchone() == (3,)
 
 
-async def test_a_full_queue_drops_rows_but_not_counts(tmp_path, monkeypatch):
+async def test_a_full_queue_drops_rows_but_not_counts(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(recorder, "QUEUE_LIMIT", 3)
     metrics = Metrics()
     rec = Recorder(metrics, SqliteStore(tmp_path / "u.sqlite3"))
@@ -74,6 +78,7 @@ async def test_a_full_queue_drops_rows_but_not_counts(tmp_path, monkeypatch):
     await rec.close()
     assert rec.written == 3
     assert requests(metrics) == 6
+    assert "usage: 3 record(s) dropped, the store is not keeping up" in caplog.text
 
 
 async def test_with_usage_off_requests_are_still_counted(monkeypatch):
@@ -99,3 +104,16 @@ async def test_batches_larger_than_a_write_go_in_several_writes(tmp_path, monkey
         rec.submit(PLAIN)
     await rec.close()  # never started: closing still writes what waits
     assert writes == [2, 2, 1] and rec.written == 5
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+async def test_the_writer_thread_gives_way_to_the_event_loop(tmp_path):
+    rec = Recorder(Metrics(), SqliteStore(tmp_path / "u.sqlite3"))
+    rec.submit(PLAIN)
+    rec.start()
+    writer = await asyncio.get_running_loop().run_in_executor(rec._thread, threading.get_native_id)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert os.getpriority(os.PRIO_PROCESS, writer) == min(19, mine + recorder.WRITER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == mine  # the main thread is left as it was
+    await rec.close()
+    assert rec.written == 1
