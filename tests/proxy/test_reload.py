@@ -16,7 +16,12 @@ from ..fakes.servers import serve_process
 from ..fakes.upstream import Gate, Reply, chunk
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
-NO_KEYS = {**os.environ, "PERSONA_PROXY_API_KEYS": ""}
+
+
+def no_keys() -> dict[str, str]:
+    # Read when the test runs: the autouse fixture has pointed HOME at a temp dir by then,
+    # so the server's usage records stay out of the real data folder.
+    return {**os.environ, "PERSONA_PROXY_API_KEYS": ""}
 
 
 def write_config(path: Path, upstream_url: str, port: int, prompt: str, extra: str = "") -> None:
@@ -43,7 +48,7 @@ def test_sighup_reloads_a_good_config_rejects_a_bad_one_and_never_cuts_a_stream(
     gate = Gate(timeout=15)
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
                                b"data: [DONE]\n\n"]))
-    with serve_process(["--config", str(config)], env=NO_KEYS) as (proc, base):
+    with serve_process(["--config", str(config)], env=no_keys()) as (proc, base):
         try:
 
             async def scenario() -> tuple[str, list[str], int]:
@@ -120,7 +125,7 @@ def test_sighup_to_the_parent_reloads_every_worker_in_place(tmp_path, fake):
     gate = Gate(timeout=20)
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
                                b"data: [DONE]\n\n"]))
-    with serve_process(["--config", str(config), "--workers", "2"], env=NO_KEYS) as (proc, base):
+    with serve_process(["--config", str(config), "--workers", "2"], env=no_keys()) as (proc, base):
         try:
 
             async def scenario() -> tuple[str, list[list[str]]]:
