@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 import click
 
 from ..evals.runner import candidate, retired_on
 from ..evals.talk import Conversation
 from ..proxy.errors import ProxyError
+from ..proxy.lifecycle import utc_today
 from ..proxy.routing import Route, Target
 from .common import UserError, load
 from .eval import _route
@@ -46,7 +46,7 @@ def chat_command(route_name: str, prompt: str | None, target_spec: str | None, c
 
 def _pick(route: Route, spec: str | None) -> Target:
     if spec is None:
-        usable = [t for t in route.targets if not retired_on(t, dt.date.today())]
+        usable = [t for t in route.targets if not retired_on(t, utc_today())]
         return (usable or list(route.targets))[0]
     named = [t for t in route.targets if f"{t.model}@{t.upstream}" == spec]
     try:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import click
 
 from ..config import Config
-from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days
+from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, utc_today
 from .common import load
 from .routes import report
 
@@ -22,7 +21,7 @@ def check_command(config_file: str | None) -> None:
     Prints one line per problem and exits 1 on any error (warnings alone exit 0).
     """
     config = load(config_file)  # the file, its keys and every file it names
-    rows = report(config, dt.date.today())
+    rows = report(config, utc_today())
     errors, warnings = problems(config, rows)
     for line in errors:
         click.echo(f"error: {line}")

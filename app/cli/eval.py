@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from ..config import Config
 from ..evals import html, judge, runner
 from ..evals.report import results, table
 from ..evals.runner import Prompt, TargetRun, candidate, retired_on
+from ..proxy.lifecycle import utc_today
 from ..proxy.routing import Route, RouteTable
 from ..proxy.runtime import client_for
 from ..tuning import fewshot
@@ -136,7 +136,7 @@ def _runs(config: Config, route: Route, extra: tuple[str, ...]) -> list[TargetRu
     runs = []
     for target in route.targets:
         run = TargetRun(f"{target.model}@{target.upstream}", target)
-        if retired_on(target, dt.date.today()):
+        if retired_on(target, utc_today()):
             run.status, run.note = "retired", f"shut down on {target.shutdown_date}"
         runs.append(run)
     for spec in extra:

@@ -10,7 +10,7 @@ import click
 import httpx
 
 from ..config import Config
-from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates
+from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates, utc_today
 from ..proxy.routing import RouteTable
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
@@ -88,7 +88,7 @@ def routes_command(config_file: str | None, as_json: bool) -> None:
 
     Exits 1 when a route has no target that can serve.
     """
-    rows = report(load(config_file), dt.date.today())
+    rows = report(load(config_file), utc_today())
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     else:

@@ -47,10 +47,15 @@ def shutdown_dates(models_list: Any) -> dict[str, dt.date]:
     return found
 
 
+def utc_today() -> dt.date:
+    """Today in UTC: shutdown dates are UTC days (a Unix time from an upstream is read in UTC too)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 class Lifecycle:
     """What is known about each target's retirement, for routing and warnings."""
 
-    def __init__(self, today: Callable[[], dt.date] = dt.date.today,
+    def __init__(self, today: Callable[[], dt.date] = utc_today,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._today = today
         self._clock = clock

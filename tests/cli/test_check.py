@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from app.cli.main import cli
+from app.proxy.lifecycle import utc_today
 
 from ..fakes.servers import free_port
 
@@ -17,7 +18,7 @@ def run(config: Path, env: dict[str, str] | None = None):
 
 
 def test_a_healthy_config_is_ready_to_serve(tmp_path, fake):
-    soon = (dt.date.today() + dt.timedelta(days=12)).isoformat()
+    soon = (utc_today() + dt.timedelta(days=12)).isoformat()
     fake.models = [{"id": "m1", "object": "model", "created": 1, "owned_by": "x", "shutdown_date": soon},
                    {"id": "m2", "object": "model", "created": 1, "owned_by": "x"}]
     config = tmp_path / "config.toml"

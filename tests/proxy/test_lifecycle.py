@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.proxy.lifecycle import Lifecycle, parse_date, shutdown_dates
+from app.proxy.lifecycle import Lifecycle, parse_date, shutdown_dates, utc_today
 from app.proxy.routing import Route, Target
 from app.tuning.tokens import load_counter
 
@@ -97,7 +97,7 @@ def test_warnings_and_skipping_with_a_fake_clock():
 
 def test_start_up_learns_shutdown_dates_warns_and_lists_them(make_proxy, fake, caplog):
     caplog.set_level(logging.WARNING)
-    soon = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    soon = (utc_today() + dt.timedelta(days=10)).isoformat()
     fake.models = [{"id": "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D", "object": "model", "created": 1,
                     "owned_by": "user", "shutdown_date": soon}]
     proxy = make_proxy(check_models=True)
@@ -127,7 +127,7 @@ def test_next_shutdown_is_that_of_a_target_that_can_still_serve():
 def test_start_up_reads_the_upstreams_concurrently(make_proxy, fake):
     from ..fakes.servers import black_hole
 
-    soon = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    soon = (utc_today() + dt.timedelta(days=5)).isoformat()
     fake.models = [{"id": "m-fake", "object": "model", "created": 1, "owned_by": "u", "shutdown_date": soon}]
     with black_hole() as port:
         # Sorted first, the hole would hold up a sequential read for its whole connect timeout.
@@ -144,3 +144,24 @@ def test_start_up_reads_the_upstreams_concurrently(make_proxy, fake):
                 time.sleep(0.05)
         assert listed["maid"].get("shutdown_date") == soon
         assert time.monotonic() - started < 3  # not after the hole's 5 s connect timeout
+
+
+def test_shutdown_days_are_utc_days_whatever_the_local_time_zone(monkeypatch):
+    import time
+
+    # At any hour, one of these zones is on another calendar day than UTC.
+    now = dt.datetime.now(dt.UTC)
+    zone, local_offset = ("Etc/GMT-14", 14) if now.hour >= 10 else ("Etc/GMT+12", -12)
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        local_day = dt.date.today()
+        assert local_day == (now + dt.timedelta(hours=local_offset)).date() != now.date()
+        retiring = target(0, "ft:gpt-4o-mini:maid", max(local_day, now.date()))
+        route = route_with(retiring, target(1, "gpt-4.1-mini"))
+        # Ahead of UTC, the local day has reached the date and UTC's has not; behind, the other way round.
+        expected = [retiring, route.targets[1]] if local_offset > 0 else [route.targets[1]]
+        assert Lifecycle().usable(route) == expected
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
