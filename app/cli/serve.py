@@ -104,6 +104,9 @@ def uvicorn_options(server: ServerSettings, workers: int = 1) -> dict[str, Any]:
     }
 
 
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def worker_app() -> object:
     """The app factory each worker process calls."""
     from ..proxy.server import create_app
@@ -121,3 +124,8 @@ def _freeze_startup_objects() -> None:
     # under load, p99 latency fell from 32 to 11 ms at 32 concurrent requests.
     gc.collect()
     gc.freeze()
+    # Every request in flight holds a few hundred container objects, so at the default of 700
+    # allocations the young generations are collected ~2,000 times a second and mostly find
+    # live requests (gen0 + gen1 were 8% of the CPU at c=128). Same-run A/B, 6 rounds: -4 to -7%
+    # CPU per request, p99 at c=128 86 -> 73 ms; the rare cycles wait a little longer.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -103,3 +103,18 @@ def test_the_server_process_loads_no_cli_only_code():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def test_the_server_collects_young_objects_less_often_and_leaves_startup_objects_alone():
+    import gc
+
+    from app.cli.serve import GC_YOUNG_THRESHOLD, _freeze_startup_objects
+
+    before = gc.get_threshold()
+    try:
+        _freeze_startup_objects()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
