@@ -60,7 +60,7 @@ class Metrics:
             route = done.route
             requests[route, done.kind, done.stream, done.status, done.api] += 1
             # Histograms have no bulk update: one observe per request, in a warm loop at least.
-            children = self._route_children.get(route) or self._children_of(route)
+            children = self._children(route)
             children.duration.observe(done.duration_ms / 1000)
             if done.ttfb_ms is not None:
                 children.ttfb.observe(done.ttfb_ms / 1000)
@@ -75,19 +75,21 @@ class Metrics:
         for (route, kind, stream, status, api), count in requests.items():
             self.requests.labels(route, kind, "yes" if stream else "no", str(status), api).inc(count)
         for route, count in prompt.items():
-            self._route_children[route].prompt_tokens.inc(count)
+            self._children(route).prompt_tokens.inc(count)
         for route, count in completion.items():
-            self._route_children[route].completion_tokens.inc(count)
+            self._children(route).completion_tokens.inc(count)
 
     def streams_of(self, route: str) -> Any:
         """The in-flight streams gauge of a route."""
-        return (self._route_children.get(route) or self._children_of(route)).streams
+        return self._children(route).streams
 
-    def _children_of(self, route: str) -> _RouteChildren:
-        children = self._route_children[route] = _RouteChildren(
-            self.duration.labels(route), self.ttfb.labels(route),
-            self.tokens.labels(route, "prompt"), self.tokens.labels(route, "completion"),
-            self.streams.labels(route))
+    def _children(self, route: str) -> _RouteChildren:
+        children = self._route_children.get(route)
+        if children is None:
+            children = self._route_children[route] = _RouteChildren(
+                self.duration.labels(route), self.ttfb.labels(route),
+                self.tokens.labels(route, "prompt"), self.tokens.labels(route, "completion"),
+                self.streams.labels(route))
         return children
 
     def render(self) -> bytes:
