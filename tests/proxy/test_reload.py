@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
 from ..conftest import FT_MODEL
 from ..fakes.servers import serve_process
-from ..fakes.upstream import Gate, Reply, chunk
+from ..fakes.upstream import FakeOpenAI, Gate, Reply, chunk
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -24,10 +27,10 @@ def no_keys() -> dict[str, str]:
     return {**os.environ, "PERSONA_PROXY_API_KEYS": ""}
 
 
-def write_config(path: Path, upstream_url: str, port: int, prompt: str, extra: str = "") -> None:
+def write_config(path: Path, upstream_url: str, prompt: str, extra: str = "") -> None:
+    # No port: serve_process passes --port.
     path.write_text(f"""
 [server]
-port = {port}
 check_models = false
 
 [upstreams.fake]
@@ -41,34 +44,49 @@ system_prompt = "{prompt}"
 """, encoding="utf-8")
 
 
-def test_sighup_reloads_a_good_config_rejects_a_bad_one_and_never_cuts_a_stream(tmp_path, fake):
-    port = 0  # serve_process chooses it
-    config = tmp_path / "config.toml"
-    write_config(config, fake.url, port, "first persona")
-    gate = Gate(timeout=15)
+MAID_2 = '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n'
+
+
+def held_stream(config: Path, fake: FakeOpenAI, timeout: float) -> Gate:
+    """The config with one route, and a stream queued on the fake that stops after its first event."""
+    write_config(config, fake.url, "first persona")
+    gate = Gate(timeout=timeout)
     fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
                                b"data: [DONE]\n\n"]))
+    return gate
+
+
+@contextlib.asynccontextmanager
+async def reloaded_under_stream(http: httpx.AsyncClient, proc: subprocess.Popen[str], config: Path,
+                                upstream_url: str) -> AsyncIterator[AsyncIterator[str]]:
+    """Opens the held stream, reads its first event, adds route maid-2 and sends SIGHUP; yields the rest."""
+    async with http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
+        lines = resp.aiter_lines()
+        async for line in lines:
+            if line.startswith("data: "):
+                break
+        write_config(config, upstream_url, "second persona", MAID_2)
+        proc.send_signal(signal.SIGHUP)  # to the parent only, when there are workers
+        yield lines
+
+
+def test_sighup_reloads_a_good_config_rejects_a_bad_one_and_never_cuts_a_stream(tmp_path, fake):
+    config = tmp_path / "config.toml"
+    gate = held_stream(config, fake, timeout=15)
     with serve_process(["--config", str(config)], env=no_keys()) as (proc, base):
         try:
 
             async def scenario() -> tuple[str, list[str], int]:
                 async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
-                        http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
-                        lines = resp.aiter_lines()
-                        async for line in lines:
-                            if line.startswith("data: "):
-                                break
-                        write_config(config, fake.url, port, "second persona",
-                                     '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
-                        proc.send_signal(signal.SIGHUP)
-                        ids = await _models_after_reload(http)
-                        await http.post("/v1/chat/completions", json=CHAT)
-                        config.write_text("[routes.broken\n", encoding="utf-8")
-                        proc.send_signal(signal.SIGHUP)
-                        await asyncio.sleep(0.5)
-                        after_bad = (await http.post("/v1/chat/completions", json=CHAT)).status_code
-                        gate.open()
-                        rest = "\n".join([line async for line in lines])
+                        reloaded_under_stream(http, proc, config, fake.url) as lines:
+                    ids = await _models_after_reload(http)
+                    await http.post("/v1/chat/completions", json=CHAT)
+                    config.write_text("[routes.broken\n", encoding="utf-8")
+                    proc.send_signal(signal.SIGHUP)
+                    await asyncio.sleep(0.5)
+                    after_bad = (await http.post("/v1/chat/completions", json=CHAT)).status_code
+                    gate.open()
+                    rest = "\n".join([line async for line in lines])
                 return rest, ids, after_bad
 
             rest, ids, after_bad = asyncio.run(scenario())
@@ -92,7 +110,7 @@ def test_reload_on_change_picks_up_an_edited_file(make_proxy, fake, tmp_path, mo
     config = tmp_path / "config.toml"
     original = config.read_text(encoding="utf-8")
     time.sleep(0.05)
-    config.write_text(original + '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n', encoding="utf-8")
+    config.write_text(original + MAID_2, encoding="utf-8")
     with proxy.http() as http:
         deadline = time.monotonic() + 8
         ids: list[str] = []
@@ -119,25 +137,14 @@ async def _models_after_reload(http: httpx.AsyncClient) -> list[str]:
 
 
 def test_sighup_to_the_parent_reloads_every_worker_in_place(tmp_path, fake):
-    port = 0  # serve_process chooses it
     config = tmp_path / "config.toml"
-    write_config(config, fake.url, port, "first persona")
-    gate = Gate(timeout=20)
-    fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "a", role="assistant"), gate, chunk(FT_MODEL, "b"),
-                               b"data: [DONE]\n\n"]))
+    gate = held_stream(config, fake, timeout=20)
     with serve_process(["--config", str(config), "--workers", "2"], env=no_keys()) as (proc, base):
         try:
 
             async def scenario() -> tuple[str, list[list[str]]]:
                 async with httpx.AsyncClient(base_url=base, timeout=20) as http, \
-                        http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as resp:
-                    lines = resp.aiter_lines()
-                    async for line in lines:
-                        if line.startswith("data: "):
-                            break
-                    write_config(config, fake.url, port, "second persona",
-                                 '\n[routes.maid-2]\nupstream = "fake"\nmodel = "m2"\n')
-                    proc.send_signal(signal.SIGHUP)  # the parent only
+                        reloaded_under_stream(http, proc, config, fake.url) as lines:
                     # New connections each time, so both workers answer; until 12 in a row show the new route.
                     seen: list[list[str]] = []
                     deadline = time.monotonic() + 15
