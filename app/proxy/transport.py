@@ -237,12 +237,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                                   sock_read=timeout.get("read")),
                 )
         except BaseException:
-            self._release()
+            self._slots.release()
             raise
-        return RawResponse(response, self._release)
-
-    def _release(self) -> None:
-        self._slots.release()
+        return RawResponse(response, self._slots.release)
 
     @property
     def in_flight(self) -> int:
