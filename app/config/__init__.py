@@ -7,23 +7,29 @@ re-exported, so the server never loads it.
 
 from .loading import ConfigError, default_config_data, is_loopback, load_config
 from .settings import (
+    CanarySettings,
     Config,
     FallbackSettings,
+    FidelitySettings,
     PriceSettings,
     RouteSettings,
     ServerSettings,
+    ShadowSettings,
     Upstream,
     UpstreamSettings,
     UsageSettings,
 )
 
 __all__ = [
+    "CanarySettings",
     "Config",
     "ConfigError",
     "FallbackSettings",
+    "FidelitySettings",
     "PriceSettings",
     "RouteSettings",
     "ServerSettings",
+    "ShadowSettings",
     "Upstream",
     "UpstreamSettings",
     "UsageSettings",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -21,11 +22,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from .settings import (
     SERVER_ENV_PREFIX,
+    CanarySettings,
     Config,
     FallbackSettings,
+    FidelitySettings,
     PriceSettings,
     RouteSettings,
     ServerSettings,
+    ShadowSettings,
     Upstream,
     UpstreamSettings,
     UsageSettings,
@@ -33,7 +37,9 @@ from .settings import (
 )
 
 MIN_KEY_LENGTH = 16
-FILE_TABLES = {"server", "upstreams", "routes", "usage", "prices"}
+FILE_TABLES = {"server", "upstreams", "routes", "usage", "fidelity", "prices"}
+# A route's target tables besides the primary, as written in the file.
+TARGET_TABLES = ("fallbacks", "canary", "shadow")
 
 
 class ConfigError(Exception):
@@ -53,8 +59,8 @@ def load_config(
     unknown = sorted(set(raw) - FILE_TABLES)
     if unknown:
         raise ConfigError(f"{where}: unknown table [{unknown[0]}]{_did_you_mean(unknown[0], FILE_TABLES)}; "
-                          "a config may have [server], [upstreams.NAME], [routes.NAME], [usage] and "
-                          '[prices."MODEL"]')
+                          "a config may have [server], [upstreams.NAME], [routes.NAME], [usage], "
+                          '[fidelity] and [prices."MODEL"]')
     try:
         server = ServerSettings(**{**(raw.get("server") or {}), **server_env(environ)})
         # Command-line flags beat the environment, which beats the file.
@@ -65,7 +71,8 @@ def load_config(
         raise ConfigError(_describe(exc, where, ("server",), environ)) from None
     try:
         config = Config(server=server, source=source,
-                        **{key: raw[key] for key in ("upstreams", "routes", "usage", "prices") if key in raw})
+                        **{key: raw[key] for key in ("upstreams", "routes", "usage", "fidelity", "prices")
+                           if key in raw})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
     if not config.routes:
@@ -122,7 +129,8 @@ def _unknown_key(loc: tuple[str, ...]) -> str:
 
 def _fields_at(loc: tuple[str, ...]) -> set[str]:
     """The keys valid in the table at ``loc`` (a route, a fallback, an upstream...)."""
-    models: dict[str, type[BaseModel]] = {"server": ServerSettings, "usage": UsageSettings}
+    models: dict[str, type[BaseModel]] = {"server": ServerSettings, "usage": UsageSettings,
+                                          "fidelity": FidelitySettings}
     if not loc:
         return set(FILE_TABLES)
     if loc[0] in models:
@@ -132,7 +140,10 @@ def _fields_at(loc: tuple[str, ...]) -> set[str]:
     if loc[0] == "prices":
         return set(PriceSettings.model_fields)
     if loc[0] == "routes":
-        return set(FallbackSettings.model_fields if "fallbacks" in loc else RouteSettings.model_fields)
+        table: dict[str, type[BaseModel]] = {"fallbacks": FallbackSettings, "canary": CanarySettings,
+                                             "shadow": ShadowSettings}
+        inner: type[BaseModel] = next((table[part] for part in loc if part in table), RouteSettings)
+        return set(inner.model_fields)
     return set()
 
 
@@ -151,13 +162,15 @@ def _env_source(loc: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
 
 def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
     for name, route in config.routes.items():
-        for key, target in [("", route), *((f"fallbacks[{i}].", f) for i, f in enumerate(route.fallbacks))]:
+        targets = [("", route), *((f"{table}[{i}].", t) for table in TARGET_TABLES
+                                  for i, t in enumerate(getattr(route, table)))]
+        for key, target in targets:
             if target.few_shot_from is not None:
-                path = target.few_shot_from if target.few_shot_from.is_absolute() else base_dir / target.few_shot_from
-                if not path.is_file():
-                    raise ConfigError(f"{where}: routes.{name}.{key}few_shot_from: no such file {path}; "
-                                      "the path is relative to the config file")
-                target.few_shot_from = path
+                target.few_shot_from = _existing(target.few_shot_from, base_dir, where,
+                                                 f"routes.{name}.{key}few_shot_from")
+        if route.dataset is not None:
+            route.dataset = _existing(route.dataset, base_dir, where, f"routes.{name}.dataset")
+            _check_dataset(route.dataset, where, f"routes.{name}.dataset")
         if route.system_prompt_file is None:
             continue
         path = route.system_prompt_file
@@ -169,6 +182,41 @@ def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
                 f"{where}: routes.{name}.system_prompt_file: cannot read {path} ({exc}); "
                 "the path is relative to the config file"
             ) from None
+
+
+def _existing(path: Path, base_dir: Path, where: str, key: str) -> Path:
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: {key}: no such file {path}; the path is relative to the config file")
+    return path
+
+
+def _check_dataset(path: Path, where: str, key: str) -> None:
+    """A training JSONL: one JSON object with ``messages`` per line, at least one with an assistant reply.
+
+    Only the shape is checked here; ``persona-proxy dataset check`` reports everything else.
+    """
+    replies = 0
+    try:
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    example = json.loads(line.lstrip(b"\xef\xbb\xbf"))
+                except ValueError:
+                    example = None
+                messages = example.get("messages") if isinstance(example, dict) else None
+                if not isinstance(messages, list):
+                    raise ConfigError(f"{where}: {key}: {path} line {number} is not a training example; a "
+                                      'training JSONL has one {"messages": [...]} object per line '
+                                      "(check it with `persona-proxy dataset check`)")
+                replies += any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+    except OSError as exc:
+        raise ConfigError(f"{where}: {key}: cannot read {path} ({exc.strerror})") from None
+    if not replies:
+        raise ConfigError(f"{where}: {key}: {path} has no assistant replies to compare with; "
+                          "point it at the persona's training JSONL")
 
 
 DATA_DIR_ENV = "PERSONA_PROXY_DATA_DIR"

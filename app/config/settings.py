@@ -13,9 +13,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+# The share of replies live fidelity measures by default (the cost measured in bench/results/).
+FIDELITY_SAMPLE = 0.2
+# OpenAI stops every new self-serve fine-tuning job after this day (any base model).
+OPENAI_FINE_TUNING_UNTIL = dt.date(2027, 1, 6)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -164,6 +169,19 @@ class UpstreamSettings(BaseModel):
         description="Ask for stream_options.include_usage on streams (for usage records); "
         "turn off for servers that reject it.",
     )
+    fine_tuning_until: dt.date | None = Field(
+        default=None,
+        description="Last day this provider accepts new fine-tuning jobs (YYYY-MM-DD); built in as "
+        f"{OPENAI_FINE_TUNING_UNTIL} for OpenAI's base URL.",
+    )
+
+    @property
+    def fine_tuning_cutoff(self) -> dt.date | None:
+        """The day new fine-tuning jobs end here: the configured one, else OpenAI's own for OpenAI."""
+        if self.fine_tuning_until is not None:
+            return self.fine_tuning_until
+        host = urlsplit(self.base_url or "").hostname or ""
+        return OPENAI_FINE_TUNING_UNTIL if host == "api.openai.com" else None
 
     @model_validator(mode="after")
     def _base_url_for_openai(self) -> UpstreamSettings:
@@ -201,6 +219,30 @@ class FallbackSettings(TargetFields):
     params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the route's params.")
 
 
+def _share(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be from 0 to 1 (0.1 is 10%)")
+    return value
+
+
+Share = Annotated[float, AfterValidator(_share)]
+
+
+class CanarySettings(FallbackSettings):
+    """``[[routes.NAME.canary]]``: takes a share of conversations, each for its whole life."""
+
+    share: Share = Field(description="The share of conversations this target serves, from 0 to 1.")
+
+
+class ShadowSettings(FallbackSettings):
+    """``[[routes.NAME.shadow]]``: also answers a sample of requests; the client never sees it."""
+
+    sample: Share = Field(default=1.0, description="The share of requests also sent here, from 0 to 1.")
+    max_in_flight: int = Field(
+        default=4, ge=1, le=1024,
+        description="Shadow requests in flight at most; a request that finds it full is not shadowed.")
+
+
 class RouteSettings(TargetFields):
     """``[routes.NAME]``: a virtual model name clients ask for, and its primary target."""
 
@@ -225,6 +267,12 @@ class RouteSettings(TargetFields):
     fallbacks: list[FallbackSettings] = Field(
         default_factory=list, description="Targets tried in order when the primary cannot answer."
     )
+    canary: list[CanarySettings] = Field(
+        default_factory=list, description="Targets that each serve a share of conversations, sticky per chat.")
+    shadow: list[ShadowSettings] = Field(
+        default_factory=list, description="Targets sent a sample of requests too; their replies are only measured.")
+    dataset: Path | None = Field(
+        default=None, description="The persona's training JSONL: live fidelity and `eval` compare replies with it.")
     failover_on_rate_limit: bool = Field(default=False, description="Also fail over on 429 answers.")
     eval_markers: list[str] | None = Field(
         default=None, description="Persona markers `eval` counts (default: derived from the training replies).")
@@ -238,6 +286,10 @@ class RouteSettings(TargetFields):
         for owned in ("model", "messages", "stream"):
             if owned in self.params:
                 raise ValueError(f"params may not set '{owned}': the proxy owns it")
+        total = sum(c.share for c in self.canary)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"the canary shares add up to {total:g}, above 1: lower them so that they sum to "
+                             "at most 1 (the primary serves what is left)")
         return self
 
 
@@ -258,6 +310,16 @@ class UsageSettings(BaseModel):
         description="Environment variable holding a postgresql:// URL; when it is set, usage goes to "
         "PostgreSQL (shared by several replicas) instead of the SQLite file.",
     )
+
+
+class FidelitySettings(BaseModel):
+    """``[fidelity]``: live persona fidelity of every reply on routes with a ``dataset``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: Share = Field(default=FIDELITY_SAMPLE, description="The share of replies measured, from 0 to 1.")
+    keep_replies: bool = Field(
+        default=False, description="Also store the text of measured replies (off: only their measures).")
 
 
 class PriceSettings(BaseModel):
@@ -290,6 +352,7 @@ class Config(BaseModel):
     upstreams: dict[Name, UpstreamSettings] = Field(default_factory=dict)
     routes: dict[Name, RouteSettings] = Field(default_factory=dict)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)
     client_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
@@ -301,7 +364,8 @@ class Config(BaseModel):
     def _routes_name_upstreams(self) -> Config:
         for name, route in self.routes.items():
             named = [("upstream", route.upstream), ("task_upstream", route.task_upstream)]
-            named += [(f"fallbacks[{i}].upstream", f.upstream) for i, f in enumerate(route.fallbacks)]
+            for table in ("fallbacks", "canary", "shadow"):
+                named += [(f"{table}[{i}].upstream", t.upstream) for i, t in enumerate(getattr(route, table))]
             for key, upstream in named:
                 if upstream is not None and upstream not in self.upstreams:
                     known = ", ".join(sorted(self.upstreams)) or "none defined"

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from ..tuning.fidelity import Profile, Scores, measure
+from ..tuning.fidelity import Profile, Scores, measure, reference_scores
 from .runner import Prompt, TargetRun
 
 COMPONENT_OF = {"script": "script", "markers": "markers", "length": "length", "closeness": "closeness",
@@ -18,8 +18,7 @@ def results(route: str, prompts: Sequence[Prompt], training: Sequence[str], prof
             runs: Sequence[TargetRun]) -> dict[str, Any]:
     """Every measure for the training data and each target, with every reply."""
     references = [p.reference for p in prompts]
-    base = measure(training, [None] * len(training), profile)
-    base.components = {"script": 1.0, "markers": 1.0, "length": 1.0, "in character": 1.0 - base.break_share}
+    base = reference_scores(training, profile)
     entries = [_entry("training data", "reference", base, profile)]
     for run in runs:
         answered = [(r, ref) for r, ref in zip(run.replies, references, strict=True) if r is not None]

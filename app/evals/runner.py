@@ -84,8 +84,10 @@ def training_replies(dataset: Path) -> list[str]:
 
 
 def dataset_of(route: Route) -> Path | None:
-    """The route's training set: the ``few_shot_from`` file of one of its targets."""
-    for spec in [route.settings, *route.settings.fallbacks]:
+    """The route's training set: its ``dataset``, else the ``few_shot_from`` file of one of its targets."""
+    if route.settings.dataset is not None:
+        return Path(route.settings.dataset)
+    for spec in [route.settings, *route.settings.fallbacks, *route.settings.canary, *route.settings.shadow]:
         if spec.few_shot_from is not None:
             return Path(spec.few_shot_from)
     return None
@@ -96,7 +98,8 @@ def candidate(route: Route, spec: str, index: int) -> Target:
     model, _, upstream = spec.rpartition("@")
     if not model or not upstream:
         raise ValueError(f"--target takes MODEL@UPSTREAM, e.g. gpt-4.1-mini@openai, not {spec!r}")
-    return Target(index, upstream, model, route.settings.system_prompt, (), dict(route.settings.params), None)
+    return Target(index, upstream, model, route.settings.system_prompt, (), dict(route.settings.params), None,
+                  "fallback")
 
 
 async def run_all(config: Config, route: Route, runs: list[TargetRun], prompts: Sequence[Prompt],

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from .fidelity import FidelityRecord
 from .usage import Completed
 
 
@@ -48,6 +49,22 @@ class Metrics:
                              registry=r, multiprocess_mode="livesum")
         self.failovers = Counter("persona_proxy_failovers", "Requests served by a later target.", ["route"],
                                  registry=r)
+        labels = ["route", "target", "role"]
+        self.fidelity_replies = Counter("persona_proxy_fidelity_replies", "Replies measured for live fidelity.",
+                                        labels, registry=r)
+        self.fidelity_in_script = Counter("persona_proxy_fidelity_in_script",
+                                          "Measured replies in the training data's script.", labels, registry=r)
+        self.fidelity_with_markers = Counter("persona_proxy_fidelity_with_markers",
+                                             "Measured replies using at least one persona marker.", labels,
+                                             registry=r)
+        self.fidelity_breaks = Counter("persona_proxy_fidelity_breaks",
+                                       "Measured replies that break character.", labels, registry=r)
+        self.fidelity_dropped = Counter("persona_proxy_fidelity_dropped",
+                                        "Replies not measured because the measuring queue was full.", ["route"],
+                                        registry=r)
+        self.shadow_skipped = Counter("persona_proxy_shadow_skipped",
+                                      "Sampled requests not shadowed because the shadow was at max_in_flight.",
+                                      ["route", "target"], registry=r)
         # labels() locks and hashes every time: each route's children are looked up once, then kept.
         self._route_children: dict[str, _RouteChildren] = {}
 
@@ -78,6 +95,21 @@ class Metrics:
             self._children(route).prompt_tokens.inc(count)
         for route, count in completion.items():
             self._children(route).completion_tokens.inc(count)
+
+    def observe_fidelity(self, records: Sequence[FidelityRecord]) -> None:
+        """Count a batch of measured replies, one increment per label set."""
+        counts: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        for done in records:
+            labels = (done.route, done.target, done.role)
+            counts[(*labels, "replies")] += 1
+            counts[(*labels, "in_script")] += done.in_script
+            counts[(*labels, "markers")] += bool(done.markers)
+            counts[(*labels, "breaks")] += done.breaks
+        counters = {"replies": self.fidelity_replies, "in_script": self.fidelity_in_script,
+                    "markers": self.fidelity_with_markers, "breaks": self.fidelity_breaks}
+        for (route, target, role, kind), count in counts.items():
+            # Every label set of a measured target shows, at 0 too: a rate of breaks needs its zero.
+            counters[kind].labels(route, target, role).inc(count)
 
     def streams_of(self, route: str) -> Any:
         """The in-flight streams gauge of a route."""

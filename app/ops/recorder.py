@@ -19,6 +19,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .fidelity import FidelityRecord
 from .metrics import Metrics
 from .usage import Completed, Store
 
@@ -44,6 +45,7 @@ class Recorder:
         # A plain list: appending is all a request does (asyncio.Queue's bookkeeping is not needed).
         self._pending: list[Completed] = []
         self._counted = 0  # how many of _pending the metrics have seen (a scrape counts early)
+        self._fidelity: list[FidelityRecord] = []  # measured replies, counted and written with the next batch
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         # One thread of its own: writes stay in order, and its priority is lowered once.
@@ -57,6 +59,15 @@ class Recorder:
             self.metrics.observe_all((record,))
         else:
             self._pending.append(record)
+
+    def submit_fidelity(self, records: list[FidelityRecord]) -> None:
+        """Measured replies: counted in the metrics at once, written with the next batch."""
+        self.metrics.observe_fidelity(records)
+        if len(self._fidelity) + len(records) > QUEUE_LIMIT:
+            self.dropped += len(records)
+            self._overflowed += len(records)
+        else:
+            self._fidelity += records
 
     def count(self) -> None:
         """Bring the metrics up to date with every record so far."""
@@ -93,16 +104,22 @@ class Recorder:
         if self._overflowed:
             logger.warning("usage: %d record(s) dropped, the store is not keeping up", self._overflowed)
             self._overflowed = 0
+        measured, self._fidelity = self._fidelity, []
         if self.store is None:
             return
         for start in range(0, len(batch), BATCH_SIZE):
             await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch[start:start + BATCH_SIZE])
+        if measured:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, measured)
 
-    def _write(self, batch: list[Completed]) -> None:
+    def _write(self, batch: list[Completed] | list[FidelityRecord]) -> None:
         assert self.store is not None
         try:
-            self.store.write(batch)
-            self.written += len(batch)
+            if batch and isinstance(batch[0], FidelityRecord):
+                self.store.write_fidelity(batch)
+            else:
+                self.store.write(batch)
+                self.written += len(batch)
         except Exception as exc:  # any driver or disk failure: drop, log, reconnect next time
             self.dropped += len(batch)
             logger.warning("usage: %d record(s) dropped, %s", len(batch), type(exc).__name__)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import fidelity
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -40,20 +42,26 @@ class Completed(NamedTuple):
     duration_ms: float
     failover: bool
     api: str = "chat"  # chat | responses: which API the client called
+    role: str = "primary"  # primary | fallback | canary | shadow: the target's part in its route
+    conversation: str | None = None  # a hash of the conversation key, on routes with canaries, shadows or a dataset
 
 
 COLUMNS = list(Completed._fields)
-# 60 rows x 16 columns: under the 999 parameters of SQLite before 3.32, the oldest limit.
-ROWS_PER_INSERT = 60
+# 55 rows x 18 columns: under the 999 parameters of SQLite before 3.32, the oldest limit.
+ROWS_PER_INSERT = 55
 _TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
     kind TEXT NOT NULL, stream {flag} NOT NULL, status INTEGER NOT NULL, error_code TEXT,
     key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT,
-    ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL, api TEXT NOT NULL DEFAULT 'chat'
+    ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL, api TEXT NOT NULL DEFAULT 'chat',
+    role TEXT NOT NULL DEFAULT 'primary', conversation TEXT
 )"""
-# Tables made before the api column existed get it, with their rows counted as chat.
-_ADD_API = "ALTER TABLE usage ADD COLUMN {if_not_exists}api TEXT NOT NULL DEFAULT 'chat'"
+# Columns added since the table was first made: older tables get them, their rows counted as chat
+# requests served by the primary.
+_ADDED = {"api": "api TEXT NOT NULL DEFAULT 'chat'", "role": "role TEXT NOT NULL DEFAULT 'primary'",
+          "conversation": "conversation TEXT"}
+_ADD_COLUMN = "ALTER TABLE usage ADD COLUMN {if_not_exists}{column}"
 
 
 class SqliteStore:
@@ -79,9 +87,13 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_TABLE.format(real="REAL", flag="INTEGER"))
-        if "api" not in {row[1] for row in db.execute("PRAGMA table_info(usage)")}:
-            db.execute(_ADD_API.format(if_not_exists=""))
+        present = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+        for name, column in _ADDED.items():
+            if name not in present:
+                db.execute(_ADD_COLUMN.format(if_not_exists="", column=column))
         db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
+        db.execute(fidelity.TABLE.format(real="REAL", flag="INTEGER"))
+        db.execute(fidelity.INDEX)
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -94,6 +106,12 @@ class SqliteStore:
             for start in range(0, len(rows), ROWS_PER_INSERT):
                 part = rows[start:start + ROWS_PER_INSERT]
                 db.execute(insert_sql(self.param, len(part)), [value for row in part for value in row])
+
+    def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
+        if self._db is None:
+            self._db = self.connect()
+        with self._db as db:
+            db.executemany(fidelity.insert_sql(self.param), rows)
 
     def reset(self) -> None:
         if self._db is not None:
@@ -126,8 +144,11 @@ class PostgresStore:
             # serialises replicas starting together: concurrent CREATE IF NOT EXISTS can collide.
             db.execute("SELECT pg_advisory_xact_lock(7260413)")
             db.execute(_TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
-            db.execute(_ADD_API.format(if_not_exists="IF NOT EXISTS "))
+            for column in _ADDED.values():
+                db.execute(_ADD_COLUMN.format(if_not_exists="IF NOT EXISTS ", column=column))
             db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
+            db.execute(fidelity.TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
+            db.execute(fidelity.INDEX)
             db.commit()
         return db
 
@@ -136,6 +157,12 @@ class PostgresStore:
             self._db = self.connect()
         with self._db.transaction(), self._db.cursor() as cursor:
             cursor.executemany(insert_sql(self.param, 1), rows)
+
+    def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
+        if self._db is None:
+            self._db = self.connect()
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(fidelity.insert_sql(self.param), rows)
 
     def reset(self) -> None:
         if self._db is not None:

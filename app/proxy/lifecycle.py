@@ -78,6 +78,10 @@ class Lifecycle:
         usable = [t for t in route.targets if not self._retired(t, today, now)]
         return usable or list(route.targets)
 
+    def available(self, target: Target) -> bool:
+        """Whether one target (a canary, say) is worth trying now."""
+        return not self._retired(target, self._today(), self._clock())
+
     def _retired(self, target: Target, today: dt.date, now: float) -> bool:
         date = self.shutdown_date(target)
         if date is not None and date <= today:

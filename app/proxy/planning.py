@@ -77,3 +77,12 @@ def should_fail_over(err: ProxyError, *, on_rate_limit: bool) -> bool:
     if err.status == 429:
         return on_rate_limit
     return err.status >= 500 or signals_retirement(err)
+
+
+def ask_for_usage(body: dict[str, Any]) -> bool:
+    """Make a stream report usage; True when the client did not ask (so it must not see it)."""
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return False
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return True

@@ -58,6 +58,8 @@ class StreamRelay:
         self.error: str | None = None
         self.failure: ProxyError | None = None
         self.first_byte_at: float | None = None
+        # The bytes the client got, kept when live fidelity measures this reply (measured after it ends).
+        self.captured: list[bytes] | None = None
         # Plain chat streams may take whole bursts at once; subclasses that read each event do not.
         self.bursts = type(self)._frame is StreamRelay._frame and type(self)._event is StreamRelay._event
 
@@ -81,6 +83,8 @@ class StreamRelay:
             if out:
                 if self.first_byte_at is None:
                     self.first_byte_at = time.monotonic()
+                if self.captured is not None:
+                    self.captured.append(out)
                 guard.expect("client_write", self.idle_timeout)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             if self.failure is not None:

@@ -10,27 +10,37 @@ from typing import Any
 
 import orjson
 
-from ..config import Config, RouteSettings
+from ..config import CanarySettings, Config, RouteSettings, ShadowSettings
+from ..config.settings import TargetFields
 from ..tuning import fewshot
+from ..tuning.fidelity import Profile
 from ..tuning.tokens import TokenCounter, load_counter
 from .errors import model_not_found
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One model that can answer for a route: the primary (index 0) or a fallback."""
+    """One model that can answer for a route: the primary (index 0), a fallback, a canary or a shadow."""
 
-    index: int
+    index: int  # the primary is 0 and fallbacks count on from 1; canaries and shadows count in their own table
     upstream: str
     model: str
     prompt: str | None
     few_shot: tuple[dict[str, str], ...]
     params: dict[str, Any]
     shutdown_date: dt.date | None
+    role: str = "primary"  # primary | fallback | canary | shadow
+    share: float = 0.0  # a canary's share of conversations, a shadow's sample of requests
+    max_in_flight: int = 0  # a shadow's concurrency cap
 
     @property
     def label(self) -> str:
         return f"{self.upstream}/{self.model}"
+
+    @property
+    def name(self) -> str:
+        """``MODEL@UPSTREAM``, as the succession report and ``route promote`` spell a target."""
+        return f"{self.model}@{self.upstream}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,15 @@ class Route:
     # The name JSON-encoded once, for rewriting ``model`` in every response.
     name_json: bytes
     targets: tuple[Target, ...] = ()
+    canaries: tuple[Target, ...] = ()
+    shadows: tuple[Target, ...] = ()
+    # The training replies' profile, when the route names a ``dataset``: live fidelity measures against it.
+    profile: Profile | None = None
+
+    @property
+    def succession(self) -> bool:
+        """Whether requests need a conversation key: a canary, a shadow or live fidelity."""
+        return bool(self.canaries or self.shadows or self.profile)
 
     @property
     def upstream(self) -> str:
@@ -80,7 +99,9 @@ class RouteTable:
             return loaded[0]
 
         return cls({
-            name: Route(name, settings, created, orjson.dumps(name), targets_of(settings, shared_counter))
+            name: Route(name, settings, created, orjson.dumps(name), targets_of(settings, shared_counter),
+                        extra_targets(settings, "canary", shared_counter),
+                        extra_targets(settings, "shadow", shared_counter), profile_of(settings))
             for name, settings in config.routes.items()
         })
 
@@ -101,17 +122,36 @@ class RouteTable:
 
 def targets_of(route: RouteSettings, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:
     """The primary target and the fallbacks, with their prompts and few-shot examples resolved."""
-    targets = []
-    for index, spec in enumerate([route, *route.fallbacks]):
-        prompt = route.system_prompt
-        if spec.system_prompt_extra:
-            prompt = f"{prompt}\n\n{spec.system_prompt_extra}" if prompt else spec.system_prompt_extra
-        few_shot: list[dict[str, str]] = []
-        if spec.few_shot_from is not None:
-            few_shot = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens, counter())
-        params = {**route.params, **getattr(spec, "params", {})} if index else dict(route.params)
-        targets.append(Target(index, spec.upstream, spec.model, prompt, tuple(few_shot), params, spec.shutdown_date))
-    return tuple(targets)
+    return tuple(_target(route, spec, index, "fallback" if index else "primary", counter)
+                 for index, spec in enumerate([route, *route.fallbacks]))
+
+
+def extra_targets(route: RouteSettings, table: str, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:
+    """A route's canary or shadow targets, resolved like fallbacks (the route's persona, their own keys)."""
+    specs: list[CanarySettings] | list[ShadowSettings] = getattr(route, table)
+    return tuple(_target(route, spec, index, table, counter) for index, spec in enumerate(specs))
+
+
+def _target(route: RouteSettings, spec: TargetFields, index: int, role: str,
+            counter: Callable[[], TokenCounter]) -> Target:
+    prompt = route.system_prompt
+    if spec.system_prompt_extra:
+        prompt = f"{prompt}\n\n{spec.system_prompt_extra}" if prompt else spec.system_prompt_extra
+    few_shot: list[dict[str, str]] = []
+    if spec.few_shot_from is not None:
+        few_shot = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens, counter())
+    params = dict(route.params) if role == "primary" else {**route.params, **getattr(spec, "params", {})}
+    share = getattr(spec, "share", getattr(spec, "sample", 0.0))
+    return Target(index, spec.upstream, spec.model, prompt, tuple(few_shot), params, spec.shutdown_date, role,
+                  share, getattr(spec, "max_in_flight", 0))
+
+
+def profile_of(route: RouteSettings) -> Profile | None:
+    """What the route's training replies look like, for live fidelity; None without a ``dataset``."""
+    if route.dataset is None:
+        return None
+    replies = [reply for _, reply in fewshot.exchanges(route.dataset)]
+    return Profile.of(replies, route.eval_markers, route.eval_breaks)
 
 
 def _created(config: Config) -> int:

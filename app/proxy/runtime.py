@@ -31,6 +31,9 @@ from .demo import DemoTransport
 from .lifecycle import Lifecycle, log_warnings
 from .routing import RouteTable
 from .serving import ChatService
+from .succession import Succession
+from .succession.live import LiveFidelity
+from .succession.shadow import Shadows, shadow_clients
 from .upstream import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -55,19 +58,23 @@ class Runtime:
         self.lifecycle = Lifecycle()
         self.clients: dict[str, UpstreamClient] = {}
         self.recorder = Recorder(metrics)
+        self.live = LiveFidelity(self.recorder.submit_fidelity, metrics, config.fidelity.keep_replies)
+        self.shadows = Shadows(metrics, self.recorder.submit, self.live,
+                               forward_user_id=config.server.forward_user_id)
         self.chat: ChatService | None = None
         # POST path -> the endpoint serving it; replaced whole on reload, emptied at stop.
         self.endpoints: dict[str, ASGIApp] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         # Client sets replaced by a reload, closed once idle (or at stop at the latest).
-        self._retired: list[dict[str, UpstreamClient]] = []
+        self._retired: list[Mapping[Any, UpstreamClient]] = []
 
     async def start(self) -> None:
         if self.config.usage.enabled:
             url = self.config.usage_url.get_secret_value() if self.config.usage_url else None
             self.recorder.store = store_for(self.config.usage_file, url)
         self.recorder.start()
+        self.live.start()
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -83,9 +90,12 @@ class Runtime:
         self.endpoints = {}
         for task in self._background:
             task.cancel()
-        for clients in [*self._retired, self.clients]:
+        # Shadows are cancelled, not waited for: the grace period was the clients'.
+        await self.shadows.close()
+        for clients in [*self._retired, self.clients, self.shadows.clients]:
             for client in clients.values():
                 await client.aclose()
+        await self.live.close()  # what it measures now is still written below
         await self.recorder.close()
 
     def _on_sighup(self) -> None:
@@ -135,10 +145,11 @@ class Runtime:
                          and getattr(config.server, name) != getattr(self.config.server, name))
         if changed:
             logger.warning("config reload: server.%s take(s) effect at the next restart", ", server.".join(changed))
-        old = self.clients
+        old, old_shadows = self.clients, self.shadows.clients
         self._install(config, routes, self._new_clients(config))
-        self._retired.append(old)
-        self._spawn(self._close_when_idle(old))
+        for retired in (old, old_shadows):
+            self._retired.append(retired)
+            self._spawn(self._close_when_idle(retired))
         logger.info("config reloaded from %s: %d route(s)", source, len(routes))
         return True
 
@@ -147,8 +158,13 @@ class Runtime:
 
     def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
         self.config, self.routes, self.clients = config, routes, clients
+        self.shadows.clients = shadow_clients(routes, config.upstream, self.transports.get)
+        self.shadows.forward_user_id = config.server.forward_user_id
+        self.live.keep_replies = config.fidelity.keep_replies
+        succession = Succession(self.shadows, self.live, config.fidelity.sample)
         self.chat = ChatService(routes, clients, forward_user_id=config.server.forward_user_id,
-                                lifecycle=self.lifecycle, metrics=self.metrics, record=self.recorder.submit)
+                                lifecycle=self.lifecycle, metrics=self.metrics, record=self.recorder.submit,
+                                succession=succession)
         self.client_keys.replace(config.client_keys)
         self.admin_keys.replace(config.admin_keys)
         # The one assignment new requests see: they get the new routes, clients and keys together.
@@ -161,7 +177,7 @@ class Runtime:
         if config.server.check_models:
             self._watcher = asyncio.ensure_future(watch_models(self.lifecycle, routes, clients))
 
-    async def _close_when_idle(self, clients: dict[str, UpstreamClient]) -> None:
+    async def _close_when_idle(self, clients: Mapping[Any, UpstreamClient]) -> None:
         deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
         while any(c.in_flight for c in clients.values()) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.5)
@@ -173,7 +189,7 @@ class Runtime:
 async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],
                        interval: float = 86_400.0) -> None:
     """Learn shutdown dates from the upstreams at start and daily, and warn about retirements."""
-    used = {target.upstream for route in routes for target in route.targets}
+    used = {target.upstream for route in routes for target in (*route.targets, *route.canaries, *route.shadows)}
     async def learn(name: str) -> None:
         models = await clients[name].get_json("models")
         if models is not None:

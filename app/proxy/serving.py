@@ -26,9 +26,10 @@ from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
-from .planning import Headers, Plan, plan_request, should_fail_over, signals_retirement
+from .planning import Headers, Plan, ask_for_usage, plan_request, should_fail_over, signals_retirement
 from .relay import StreamRelay, raw_headers, timeout_error
-from .routing import Route, RouteTable
+from .routing import Route, RouteTable, Target
+from .succession import Succession, Turn
 from .transport import UpstreamResponse
 from .upstream import UpstreamClient, passed_headers
 
@@ -41,8 +42,10 @@ class ChatService:
 
     def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
                  *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None,
-                 record: Callable[[Completed], None] | None = None, metrics: Metrics | None = None) -> None:
+                 record: Callable[[Completed], None] | None = None, metrics: Metrics | None = None,
+                 succession: Succession | None = None) -> None:
         self.routes = routes
+        self.succession = succession
         self.clients = clients
         self.forward_user_id = forward_user_id
         self.lifecycle = lifecycle or Lifecycle()
@@ -55,9 +58,12 @@ class ChatService:
         """Answer one checked request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
         exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")), api=api)
+        # One call out for the plan (canary, shadows, sampling) and one after the reply, on routes that have them.
+        turn = exchange.turn = self.succession.start(route, body, headers, key_id, api) \
+            if route.succession and self.succession is not None else None
         try:
             async with Guard(receive) as guard:
-                upstream = await self._open(route, body, headers, guard, exchange)
+                upstream = await self._open(route, body, headers, guard, exchange, turn.canary if turn else None)
                 try:
                     await exchange.relay(upstream, send, guard)
                 finally:
@@ -83,11 +89,18 @@ class ChatService:
             exchange.log()
             if self.record is not None and exchange.plan is not None:
                 self.record(exchange.completed())
+            if turn is not None:
+                turn.finish(exchange.plan.target if exchange.plan else None, exchange.captured())
 
     async def _open(self, route: Route, body: dict[str, Any], headers: Headers, guard: Guard,
-                    exchange: _Exchange) -> UpstreamResponse:
-        """The first target's open response that answers; later targets only after a target failure."""
+                    exchange: _Exchange, canary: Target | None = None) -> UpstreamResponse:
+        """The first target's open response that answers; later targets only after a target failure.
+
+        A conversation's canary comes first; if it fails, the route's own order follows.
+        """
         targets = self.lifecycle.usable(route)
+        if canary is not None and self.lifecycle.available(canary):
+            targets = [canary, *targets]
         for position, target in enumerate(targets):
             try:
                 plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id,
@@ -115,15 +128,6 @@ class ChatService:
         raise AssertionError("a route has at least one target")
 
 
-def ask_for_usage(body: dict[str, Any]) -> bool:
-    """Make a stream report usage; True when the client did not ask (so it must not see it)."""
-    options = body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
-        return False
-    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return True
-
-
 class _Exchange:
     """One request's relay state, kept for the access log, metrics and usage records."""
 
@@ -145,6 +149,8 @@ class _Exchange:
         self.stream: StreamRelay | None = None
         self.responded = False
         self.error: str | None = None
+        self.turn: Turn | None = None
+        self.body: bytes | None = None  # a whole answer as the client got it, when its turn measures it
 
     async def relay(self, upstream: UpstreamResponse, send: Send, guard: Guard) -> None:
         assert self.client is not None and self.plan is not None
@@ -157,6 +163,8 @@ class _Exchange:
             self.stream = self.via.relay(upstream, model=self.route.name_json, idle_timeout=idle,
                                          secret=self.client.secret, strip_usage=self.strip_usage,
                                          request=self.plan.body)
+            if self.turn is not None and self.turn.measure:
+                self.stream.captured = []
             gauge = self.metrics.streams_of(self.route.name) if self.metrics else None
             if gauge is not None:
                 gauge.inc()
@@ -168,6 +176,8 @@ class _Exchange:
             return
         body, self.usage = await self.via.read(upstream, guard, idle, self.route.name_json, self.plan.body)
         self.responded = True
+        if self.turn is not None and self.turn.measure:
+            self.body = body
         await send({"type": "http.response.start", "status": upstream.status_code,
                     "headers": [*raw_headers(headers), (b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
@@ -188,6 +198,17 @@ class _Exchange:
                 await send({"type": "http.response.body", "body": body})
         except OSError:
             pass  # the client is gone too
+
+    def captured(self) -> bytes | None:
+        """The whole reply as its client received it, when it was captured and completed without error."""
+        if self.error or self.error_code or self.status >= 400:
+            return None
+        stream = self.stream
+        if stream is None:
+            return self.body
+        if stream.captured is None or stream.error or not stream.started:
+            return None
+        return b"".join(stream.captured)
 
     def tokens(self) -> tuple[int | None, int | None]:
         """Prompt and completion tokens the upstream reported, in either API's words."""
@@ -213,7 +234,7 @@ class _Exchange:
             "task" if plan.task else "chat", self.wants_stream, self.status, error_code, self.key_id,
             plan.caller.user_id, prompt_tokens, completion_tokens,
             (first - self.started) * 1000 if first else None, (now - self.started) * 1000, self.failover,
-            self.api.name)
+            self.api.name, plan.target.role, self.turn.conversation if self.turn is not None else None)
 
     def log(self) -> None:
         if not logger.isEnabledFor(logging.INFO):

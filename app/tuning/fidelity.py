@@ -199,3 +199,46 @@ def components(scores: Scores, base: Scores) -> dict[str, float]:
         out["closeness"] = min(1.0, scores.chrf / CHRF_FULL)
     out["in character"] = 1.0 - scores.break_share
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyMeasures:
+    """The cheap measures of one live reply (``chrF`` only for a shadow, against the served reply)."""
+
+    script: str
+    in_script: bool
+    markers: tuple[str, ...]  # the profile's markers this reply uses
+    breaks: bool
+    length: int
+
+
+def measure_reply(text: str, profile: Profile) -> ReplyMeasures:
+    """One reply's measures against ``profile``: what ``measure`` counts, for a single reply."""
+    script = script_of(text)
+    in_profile_script = script == profile.script or (script == "zh" and profile.script in ("zh-Hant", "zh-Hans"))
+    return ReplyMeasures(script, in_profile_script, tuple(m for m in profile.markers if m in text),
+                         breaks_character(text, profile.extra_breaks), len(text))
+
+
+def scores_of(replies: Sequence[ReplyMeasures], profile: Profile, baseline: Scores) -> Scores:
+    """What :func:`measure` finds for these replies, from their stored measures (no text needed)."""
+    n = max(1, len(replies))
+    scores = Scores(
+        replies=len(replies),
+        script_share=sum(r.in_script for r in replies) / n,
+        marker_shares={m: sum(m in r.markers for r in replies) / n for m in profile.markers},
+        median_length=statistics.median(r.length for r in replies) if replies else 0.0,
+        chrf=None,
+        break_share=sum(r.breaks for r in replies) / n,
+    )
+    if replies:
+        scores.components = components(scores, baseline)
+        scores.fidelity = statistics.fmean(scores.components.values())
+    return scores
+
+
+def reference_scores(training: Sequence[str], profile: Profile) -> Scores:
+    """The training replies' own scores: the reference column (its ratios are 1 by definition)."""
+    base = measure(training, [None] * len(training), profile)
+    base.components = {"script": 1.0, "markers": 1.0, "length": 1.0, "in character": 1.0 - base.break_share}
+    return base

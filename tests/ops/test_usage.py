@@ -81,8 +81,8 @@ def test_an_unwritable_usage_store_never_fails_a_request(make_proxy, fake, tmp_p
 
 
 def row(*values: object) -> tuple[object, ...]:
-    """A usage row as the chat API writes it (``api`` is the last column)."""
-    return (*values, "chat")
+    """A usage row as the chat API writes it for a route's primary (``api``, ``role``, ``conversation`` last)."""
+    return (*values, "chat", "primary", None)
 
 
 def test_usage_report(tmp_path, fake):
@@ -225,16 +225,19 @@ def test_a_usage_file_from_before_the_api_column_gets_it(tmp_path):
                    "ttfb_ms REAL, duration_ms REAL NOT NULL, failover INTEGER NOT NULL)")
         db.execute("INSERT INTO usage VALUES (1, 'maid', 'f', 'm', 'chat', 0, 200, NULL, NULL, NULL, 1, 1, NULL, 1, 0)")
     store = SqliteStore(path)
-    store.write([(2, "maid", "f", "m", "chat", 0, 200, None, None, None, 1, 1, None, 1.0, 0, "responses")])
+    store.write([(2, "maid", "f", "m", "chat", 0, 200, None, None, None, 1, 1, None, 1.0, 0, "responses", "canary",
+                  "c0ffee")])
     store.reset()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT api FROM usage ORDER BY time").fetchall() == [("chat",), ("responses",)]
+        found = db.execute("SELECT api, role, conversation FROM usage ORDER BY time").fetchall()
+        assert found == [("chat", "primary", None), ("responses", "canary", "c0ffee")]
 
 
 ROUND_TRIP = [
     Completed(time=1732492800.25, route="maid", upstream="openai", model="ft:gpt-4o-mini:x::模型", kind="chat",
               stream=True, status=200, error_code=None, key_id="key-0123456789", user_id=None, prompt_tokens=40,
-              completion_tokens=30, ttfb_ms=12.5, duration_ms=80.0, failover=False, api="responses"),
+              completion_tokens=30, ttfb_ms=12.5, duration_ms=80.0, failover=False, api="responses", role="canary",
+              conversation="0123456789abcdef"),
     Completed(time=1732492801.0, route="maid", upstream="local", model="m", kind="task", stream=False, status=502,
               error_code="upstream_unreachable", key_id=None, user_id="u-1 \"quoted\"", prompt_tokens=None,
               completion_tokens=None, ttfb_ms=None, duration_ms=3.0, failover=True),

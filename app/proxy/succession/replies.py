@@ -1,0 +1,75 @@
+"""The text and usage of a whole reply, from the bytes a client or the proxy received.
+
+Pure functions over either API's answer, whole (JSON) or streamed (SSE):
+chat completions carry text in ``choices[0].message.content`` or its
+``delta.content``; the Responses API in ``output_text`` parts or
+``response.output_text.delta`` events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..sse import SSEDecoder, SSEEvent
+
+
+def reply_of(raw: bytes, api: str, stream: bool) -> tuple[str | None, dict[str, Any] | None]:
+    """The reply's text (None: no text, e.g. only a tool call or an error) and its usage."""
+    if stream:
+        return _streamed(raw, api)
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(answer, dict):
+        return None, None
+    usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
+    return (_responses_text(answer) if api == "responses" else _chat_text(answer)), usage
+
+
+def _chat_text(answer: dict[str, Any]) -> str | None:
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    content = (choices[0].get("message") or {}).get("content")
+    return content if isinstance(content, str) and content else None
+
+
+def _responses_text(answer: dict[str, Any]) -> str | None:
+    parts = [part.get("text") for item in answer.get("output") or [] if isinstance(item, dict)
+             and item.get("type") == "message" for part in item.get("content") or []
+             if isinstance(part, dict) and part.get("type") == "output_text"]
+    text = "".join(p for p in parts if isinstance(p, str))
+    return text or None
+
+
+def _streamed(raw: bytes, api: str) -> tuple[str | None, dict[str, Any] | None]:
+    pieces: list[str] = []
+    usage: dict[str, Any] | None = None
+    for item in SSEDecoder().feed(raw + b"\n\n"):
+        if not isinstance(item, SSEEvent) or item.data[:1] != b"{":
+            continue
+        try:
+            event = orjson.loads(item.data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if api == "responses":
+            kind = event.get("type")
+            if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+                pieces.append(event["delta"])
+            elif kind == "response.completed" and isinstance((event.get("response") or {}).get("usage"), dict):
+                usage = event["response"]["usage"]
+            continue
+        if isinstance(event.get("usage"), dict):
+            usage = event["usage"]
+        choices = event.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict) and choices[0].get("index", 0) == 0:
+            content = (choices[0].get("delta") or {}).get("content")
+            if isinstance(content, str):
+                pieces.append(content)
+    text = "".join(pieces)
+    return text or None, usage
