@@ -184,8 +184,10 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [{"id": "upstream-model", "object": "model", "created": 1,
                                               "owned_by": "fake"}]
         self._queue: deque[Reply] = deque()
-        # What unscripted chat requests are answered with.
+        self._by_model: dict[str, deque[Reply]] = {}
+        # What unscripted chat and responses requests are answered with, whole and streamed.
         self.content = "Hello!"
+        self.words: tuple[str, ...] = ("Hel", "lo", "!")
         self._server = ServerThread(self._app())
 
     @property
@@ -200,8 +202,18 @@ class FakeOpenAI:
     def responses_requests(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith("/responses")]
 
+    def speak(self, text: str) -> FakeOpenAI:
+        """Answer every unscripted request with ``text`` (streams in three pieces)."""
+        third = max(1, len(text) // 3)
+        self.content, self.words = text, (text[:third], text[third:2 * third], text[2 * third:])
+        return self
+
     def enqueue(self, *replies: Reply) -> None:
         self._queue.extend(replies)
+
+    def enqueue_for(self, model: str, *replies: Reply) -> None:
+        """Replies for requests naming ``model`` only (before the shared queue)."""
+        self._by_model.setdefault(model, deque()).extend(replies)
 
     def start(self) -> FakeOpenAI:
         self._server.start()
@@ -219,8 +231,12 @@ class FakeOpenAI:
         body = await request.body()
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
         # Scripts are for chat and responses requests; model lists always get the default answer.
-        scripted = self._queue and request.url.path.endswith(("/chat/completions", "/responses"))
-        reply = self._queue.popleft() if scripted else self._default(request, body)
+        scripted = request.url.path.endswith(("/chat/completions", "/responses"))
+        own = self._by_model.get(_model_of(body)) if scripted and self._by_model else None
+        if own:
+            reply = own.popleft()
+        else:
+            reply = self._queue.popleft() if scripted and self._queue else self._default(request, body)
         if reply.hold is not None and not await self._wait(request, reply.hold):
             return Response(status_code=499)
         headers = dict(reply.headers)
@@ -265,13 +281,19 @@ class FakeOpenAI:
         model = payload.get("model", "upstream-model")
         if request.url.path.endswith("/responses"):
             if payload.get("stream"):
-                return Reply(chunks=response_events(model))
-            return Reply(body=json.dumps(response_obj(model)).encode())
+                return Reply(chunks=response_events(model, self.words))
+            return Reply(body=json.dumps(response_obj(model, self.content)).encode())
         if payload.get("stream"):
-            chunks = default_stream(model)
+            chunks = default_stream(model, self.words)
             if (payload.get("stream_options") or {}).get("include_usage"):
                 chunks.insert(-1, usage_chunk(model))  # as OpenAI: after the last choice, before [DONE]
             return Reply(chunks=chunks)
         return Reply(body=json.dumps(completion(model, self.content)).encode())
 
 
+def _model_of(body: bytes) -> str | None:
+    try:
+        model = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        return None
+    return model if isinstance(model, str) else None
