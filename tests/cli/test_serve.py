@@ -97,8 +97,8 @@ def test_the_server_process_loads_no_cli_only_code():
         "from app.proxy.server import create_app\n"
         "create_app(load_config(None))\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith(\n"
-        "    ('app.evals', 'app.tuning.finetune', 'app.tuning.report', 'hanzidentifier', 'sacrebleu', 'app.config.editing',\n"
-        "     'tomlkit', 'tiktoken', 'pydantic_settings',\n"
+        "    ('app.evals', 'app.tuning.finetune', 'app.tuning.report', 'hanzidentifier', 'sacrebleu',\n"
+        "     'app.config.editing', 'tomlkit', 'tiktoken', 'pydantic_settings',\n"
         "     'websockets', 'wsproto')))))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
