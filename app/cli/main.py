@@ -24,6 +24,7 @@ COMMANDS = {
     "route": ("route", "route"),
     "routes": ("routes", "routes_command"),
     "serve": ("serve", "serve"),
+    "succession": ("succession", "succession_command"),
     "usage": ("usage", "usage_command"),
 }
 

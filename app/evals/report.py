@@ -79,12 +79,12 @@ def table(data: dict[str, Any]) -> list[str]:
         rows.append((name, *cells))
     for marker in data["markers"]:
         rows.append((f"  {marker}", *(_pct(e.get("marker_shares", {}).get(marker)) for e in entries)))
-    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell + " " * (w - display_width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
     """Terminal columns: CJK characters and emoji take two."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
