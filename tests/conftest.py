@@ -15,6 +15,7 @@ from app.config import load_config
 from app.proxy.server import create_app
 
 from .fakes.servers import ServerThread
+from .fakes.styles import AI_TALK, FT_MODEL, MAID, MAID_PROMPT, SIMPLIFIED, upstreams
 from .fakes.upstream import FakeOpenAI
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,8 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 SHARED_DATASET = REPO.parent / "shared" / "data" / "maid_finetune_output.jsonl"
 
-FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
-MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 
 DEFAULT_ROUTES = f"""
 [routes.maid]
@@ -136,3 +135,30 @@ def make_proxy(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Callable[..., Proxy
 @pytest.fixture
 def proxy(make_proxy: Callable[..., Proxy]) -> Proxy:
     return make_proxy()
+
+
+@pytest.fixture
+def canary_fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().speak(SIMPLIFIED).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shadow_fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().speak(AI_TALK).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def succession_proxy(make_proxy: Callable[..., Proxy], fake: FakeOpenAI, canary_fake: FakeOpenAI,
+                     shadow_fake: FakeOpenAI) -> Callable[..., Proxy]:
+    """A proxy whose route has the given canary/shadow tables, with the three fakes as upstreams."""
+    fake.speak(MAID)
+
+    def make(routes: str, **options: object) -> Proxy:
+        extra = upstreams(("canary", canary_fake), ("shadow", shadow_fake))
+        return make_proxy(routes, extra_upstreams=extra + str(options.pop("extra_upstreams", "")), **options)
+
+    return make

@@ -8,14 +8,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 
-from ..proxy.succession.conftest import (  # noqa: F401  (fixtures, used by name)
-    SAMPLE,
-    canary_fake,
-    route,
-    shadow_fake,
-    succession_proxy,
-    table_rows,
-)
+from ..fakes.styles import SAMPLE, route, table_rows
 
 CANARY = '[[routes.maid.canary]]\nupstream = "canary"\nmodel = "gpt-next"\nshare = 0.5\n'
 SHADOW = '[[routes.maid.shadow]]\nupstream = "shadow"\nmodel = "open-maid"\n'

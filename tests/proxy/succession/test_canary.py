@@ -8,8 +8,8 @@ import httpx
 
 from ...conftest import FT_MODEL
 from ...fakes.servers import serve_process
+from ...fakes.styles import MAID, SIMPLIFIED, route, upstreams
 from ...fakes.upstream import error_reply
-from .conftest import MAID, SIMPLIFIED, route, upstreams
 
 CANARY = """
 [[routes.maid.canary]]

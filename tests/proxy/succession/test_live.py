@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ...conftest import FT_MODEL
-from .conftest import SAMPLE, SIMPLIFIED, route, table_rows
+from ...fakes.styles import SAMPLE, SIMPLIFIED, route, table_rows
 
 DATASET = f'dataset = "{SAMPLE}"'
 CANARY = '[[routes.maid.canary]]\nupstream = "canary"\nmodel = "gpt-next"\nshare = 0.5\n'

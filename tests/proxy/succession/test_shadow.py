@@ -16,8 +16,8 @@ import httpx
 
 from ...conftest import FT_MODEL, MAID_PROMPT
 from ...fakes.servers import serve_process
+from ...fakes.styles import MAID, route, table_rows, upstreams
 from ...fakes.upstream import Gate, Pause, Reply, chunk, default_stream, error_reply
-from .conftest import MAID, route, table_rows, upstreams
 
 SHADOW = """
 [[routes.maid.shadow]]

@@ -1,17 +1,17 @@
-"""Fakes that answer in recognisable styles, as primary, canary and shadow of one route."""
+"""Recognisable reply styles for a route's primary, canary and shadow, and helpers to read what they left."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
+from .upstream import FakeOpenAI
 
-from ...conftest import FT_MODEL, MAID_PROMPT, REPO, Proxy
-from ...fakes.upstream import FakeOpenAI
+REPO = Path(__file__).resolve().parent.parent.parent
+FT_MODEL = "ft:gpt-4o-mini-2024-07-18:personal::AGfhVX3D"
+MAID_PROMPT = "你是一個可愛的女僕機器人，用繁體中文回答主人的問題。"
 
 SAMPLE = REPO / "examples" / "maid_sample.jsonl"
 # Each style is told apart by the live measures: script, markers, breaks of character.
@@ -19,20 +19,6 @@ MAID = "主人早安！莉莉已經為您泡好紅茶了喔～❤️"
 SIMPLIFIED = "主人早上好！我已经为您准备好红茶了。"
 ENGLISH = "Good morning, master! Your tea is ready."
 AI_TALK = "作為一個AI語言模型，我沒有辦法真的泡茶。"
-
-
-@pytest.fixture
-def canary_fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().speak(SIMPLIFIED).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def shadow_fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().speak(AI_TALK).start()
-    yield server
-    server.stop()
 
 
 def upstreams(*fakes: tuple[str, FakeOpenAI]) -> str:
@@ -50,19 +36,6 @@ system_prompt = "{MAID_PROMPT}"
 {canary}
 {shadow}
 """
-
-
-@pytest.fixture
-def succession_proxy(make_proxy: Callable[..., Proxy], fake: FakeOpenAI, canary_fake: FakeOpenAI,
-                     shadow_fake: FakeOpenAI) -> Callable[..., Proxy]:
-    """A proxy whose route has the given canary/shadow tables, with the three fakes as upstreams."""
-    fake.speak(MAID)
-
-    def make(routes: str, **options: object) -> Proxy:
-        extra = upstreams(("canary", canary_fake), ("shadow", shadow_fake))
-        return make_proxy(routes, extra_upstreams=extra + str(options.pop("extra_upstreams", "")), **options)
-
-    return make
 
 
 def table_rows(path: Path, table: str, expected: int, timeout: float = 5.0, where: str = "") -> list[dict]:
