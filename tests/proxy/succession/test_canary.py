@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 
@@ -99,3 +100,21 @@ def test_assignment_is_the_same_on_two_workers_and_after_a_restart(tmp_path, fak
             runs.append(seen)
     assert runs[0] == runs[1]
     assert set(runs[0].values()) == set(TARGETS)
+
+
+def test_a_reload_brings_a_canary_in_and_a_bad_one_is_rejected(succession_proxy, tmp_path, caplog):
+    proxy = succession_proxy(route(), server="reload_on_change = true")
+    path = tmp_path / "config.toml"
+    original = path.read_text(encoding="utf-8")
+    with proxy.http() as http:
+        assert chat(http, "c-1").headers["x-persona-target"] == f"fake/{FT_MODEL}"
+        path.write_text(original + CANARY.format(share=1.5), encoding="utf-8")
+        deadline = time.monotonic() + 5
+        while "config reload rejected" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "routes.maid.canary.0.share: must be from 0 to 1" in caplog.text
+        assert chat(http, "c-1").headers["x-persona-target"] == f"fake/{FT_MODEL}"
+        path.write_text(original + CANARY.format(share=1.0), encoding="utf-8")
+        while chat(http, "c-1").headers["x-persona-target"] != "canary/gpt-next":
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.05)
