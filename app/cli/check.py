@@ -9,7 +9,7 @@ import click
 from ..config import Config
 from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, utc_today
 from .common import load
-from .routes import report
+from .routes import report, role_label, succession_warnings
 
 
 @click.command("check")
@@ -48,8 +48,7 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
             bad, doubtful = _upstream_problems(config, name, row)
             errors += bad
             warnings += doubtful
-        role = "primary" if row["target"] == 0 else f"fallback {row['target']}"
-        label = f"route {row['route']}: {role} {name}/{row['model']}"
+        label = f"route {row['route']}: {role_label(row)} {name}/{row['model']}"
         if row["model_exists"] is False:
             errors.append(f"{label}: the upstream does not list this model (check the model id)")
         days = row["days_left"]
@@ -58,8 +57,13 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
         elif days is not None and days <= WARN_WITHIN_DAYS:
             warnings.append(f"{label}: shuts down on {row['shutdown_date']} ({relative_days(days)})")
     for route in dict.fromkeys(r["route"] for r in rows):
-        if not any(r["can_serve"] for r in rows if r["route"] == route):
+        if not any(r["can_serve"] for r in rows if r["route"] == route and r["role"] != "shadow"):
             errors.append(f"route {route}: no target can serve it")
+    warnings += succession_warnings(rows, utc_today())
+    for name, route in config.routes.items():
+        if (route.canary or route.shadow) and route.dataset is None:
+            warnings.append(f"route {name}: it has canary or shadow targets but no dataset, so their replies are "
+                            "not measured; set dataset = \"your-training.jsonl\" on the route")
     return errors, warnings
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..config import Config
+from ..proxy.lifecycle import utc_today
 from ..tuning.dataset import check_dataset
 from ..tuning.finetune import FineTuneError, FineTuningAPI, Unreachable, Update, follow
 from ..tuning.report import render, summary
@@ -76,6 +77,7 @@ def start(file: Path, model: str, suffix: str | None, epochs: int | None, valida
     """Check FILE, upload it, start a fine-tuning job on MODEL and follow it."""
     config = load(config_file)
     api = _api(config, upstream)
+    _still_open(config, upstream)
     _checked(file, model)
     if validation_file is not None:
         _checked(validation_file, model)
@@ -88,6 +90,23 @@ def start(file: Path, model: str, suffix: str | None, epochs: int | None, valida
         click.echo(f"Follow it with: persona-proxy finetune follow {job['id']}")
         return
     _follow(api, config, job["id"], poll_interval, route_name, file, upstream)
+
+
+def _still_open(config: Config, upstream: str | None) -> None:
+    """Refuse, before anything is uploaded, a job the provider no longer accepts."""
+    name = default_upstream(config, upstream)
+    cutoff = config.upstreams[name].fine_tuning_cutoff
+    today = utc_today()
+    if cutoff is None or today < cutoff:
+        return
+    if today == cutoff:
+        click.echo(f"warning: today ({cutoff}) is the last day upstream {name} accepts new fine-tuning jobs",
+                   err=True)
+        return
+    raise UserError(f"upstream {name} stopped accepting new fine-tuning jobs after {cutoff} "
+                    f"(fine_tuning_until); nothing was uploaded. Keep the persona on a base model with few-shot, "
+                    "another provider or an open-weight model: see `persona-proxy eval`, `succession` and "
+                    "`route promote`")
 
 
 @finetune.command("follow")

@@ -11,7 +11,7 @@ import httpx
 
 from ..config import Config
 from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates, utc_today
-from ..proxy.routing import RouteTable
+from ..proxy.routing import Route, RouteTable, Target
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
 from .common import format_table, load
@@ -52,17 +52,19 @@ def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
 
 def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
     routes = RouteTable.from_config(config)
-    upstreams = {t.upstream for r in routes for t in r.targets}
+    upstreams = {t.upstream for r in routes for t in every_target(r)}
     probes = {name: probe(config, name) for name in sorted(upstreams)}
-    counter = load_counter() if any(t.few_shot for r in routes for t in r.targets) else None
+    counter = load_counter() if any(t.few_shot for r in routes for t in every_target(r)) else None
     rows = []
     for route in routes:
-        for target in route.targets:
+        for target in every_target(route):
             found = probes[target.upstream]
             date = target.shutdown_date or found["shutdowns"].get(target.model)
             models = found["models"]
             rows.append({
-                "route": route.name, "target": target.index, "upstream": target.upstream, "model": target.model,
+                "route": route.name, "target": target.index, "role": target.role, "upstream": target.upstream,
+                "model": target.model, "fine_tune": is_fine_tune(target.model),
+                "fine_tuning_until": _iso(config.upstreams[target.upstream].fine_tuning_cutoff),
                 "reachable": found["reachable"], "note": found["note"],
                 "model_exists": None if models is None else target.model in models,
                 "shutdown_date": date.isoformat() if date else None,
@@ -73,6 +75,53 @@ def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
                 "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
             })
     return rows
+
+
+def every_target(route: Route) -> tuple[Target, ...]:
+    """Primary, fallbacks, canaries, then shadows."""
+    return (*route.targets, *route.canaries, *route.shadows)
+
+
+def is_fine_tune(model: str) -> bool:
+    """An OpenAI fine-tune id (``ft:BASE:ORG::ID``): a model that only its provider's fine-tuning can re-make."""
+    return model.startswith("ft:")
+
+
+def _iso(date: dt.date | None) -> str | None:
+    return date.isoformat() if date else None
+
+
+def role_label(row: dict[str, Any]) -> str:
+    """``primary``, ``fallback 1``, ``canary 0``, ``shadow 0``."""
+    return "primary" if row["role"] == "primary" else f"{row['role']} {row['target']}"
+
+
+def succession_warnings(rows: list[dict[str, Any]], today: dt.date) -> list[str]:
+    """Routes none of whose serving targets will last: each retires within 30 days or is a fine-tune that
+    can no longer be made again (its provider's fine-tuning ends within 30 days or has ended)."""
+    lines = []
+    for route in dict.fromkeys(r["route"] for r in rows):
+        serving = [r for r in rows if r["route"] == route and r["role"] != "shadow"]
+        reasons = [_at_risk(r, today) for r in serving]
+        if serving and all(reasons):
+            told = "; ".join(f"{role_label(r)} {r['model']} {why}" for r, why in zip(serving, reasons, strict=True))
+            lines.append(f"route {route}: every target is ending ({told}); add a canary or fallback on a model "
+                         "that stays (see `persona-proxy succession` and `route promote`)")
+    return lines
+
+
+def _at_risk(row: dict[str, Any], today: dt.date) -> str:
+    days = row["days_left"]
+    if days is not None and days <= WARN_WITHIN_DAYS:
+        return f"retires on {row['shutdown_date']} ({relative_days(days)})"
+    cutoff = row["fine_tuning_until"]
+    if row["fine_tune"] and cutoff is not None:
+        left = (dt.date.fromisoformat(cutoff) - today).days
+        if left <= WARN_WITHIN_DAYS:
+            ends = "ended" if left < 0 else "ends"
+            return (f"is a fine-tune, and new fine-tuning on {row['upstream']} {ends} on {cutoff} "
+                    f"({relative_days(left)})")
+    return ""
 
 
 def _yes(value: bool | None) -> str:
@@ -88,12 +137,16 @@ def routes_command(config_file: str | None, as_json: bool) -> None:
 
     Exits 1 when a route has no target that can serve.
     """
-    rows = report(load(config_file), utc_today())
+    today = utc_today()
+    rows = report(load(config_file), today)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         _print_table(rows)
-    dead = sorted({r["route"] for r in rows} - {r["route"] for r in rows if r["can_serve"]})
+    for line in succession_warnings(rows, today):
+        click.echo(f"warning: {line}", err=True)
+    serving = [r for r in rows if r["role"] != "shadow"]
+    dead = sorted({r["route"] for r in serving} - {r["route"] for r in serving if r["can_serve"]})
     for route in dead:
         click.echo(f"route {route}: no target can serve it (unreachable, key not set, model missing or retired)",
                    err=True)
@@ -102,7 +155,7 @@ def routes_command(config_file: str | None, as_json: bool) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("route", "#", "target", "reachable", "model", "shutdown", "few-shot")
+    header = ("route", "role", "target", "reachable", "model", "shutdown", "few-shot")
     table = [header]
     for row in rows:
         days = row["days_left"]
@@ -113,7 +166,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             shutdown += " !"
         shots = f"{row['few_shot_examples']} ex, {row['few_shot_tokens']} tok" if row["few_shot_examples"] else "-"
         reach = _yes(row["reachable"]) + (f" ({row['note']})" if row["note"] else "")
-        table.append((row["route"], str(row["target"]), f"{row['upstream']}/{row['model']}", reach,
+        table.append((row["route"], role_label(row), f"{row['upstream']}/{row['model']}", reach,
                       _yes(row["model_exists"]), shutdown, shots))
     for line in format_table(table):
         click.echo(line)

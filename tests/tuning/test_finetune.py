@@ -224,3 +224,13 @@ def test_with_one_upstream_every_command_uses_it(tmp_path, api_server):
     result = run(config, "finetune", "list")
     assert result.exit_code == 0, result.output
     assert "No fine-tuning jobs." in result.output
+
+
+def test_start_after_the_providers_fine_tuning_cutoff_uploads_nothing(config, api_server):
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("# the fake provider\n", "fine_tuning_until = 2026-01-06\n"), encoding="utf-8")
+    result = run(config, "finetune", "start", str(DATA / "valid.jsonl"), "--model", "gpt-4o-mini-2024-07-18")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: upstream openai stopped accepting new fine-tuning jobs after 2026-01-06")
+    assert "nothing was uploaded" in result.output and len(result.output.strip().splitlines()) == 1
+    assert api_server.requests == []
