@@ -68,7 +68,7 @@ def test_good_succession_settings_load_with_paths_beside_the_config(tmp_path):
 
 def test_openai_fine_tuning_ends_on_its_date_unless_the_config_says_otherwise():
     assert UpstreamSettings(base_url="https://api.openai.com/v1").fine_tuning_cutoff == OPENAI_FINE_TUNING_UNTIL
-    assert OPENAI_FINE_TUNING_UNTIL == dt.date(2027, 1, 6)
+    assert dt.date(2027, 1, 6) == OPENAI_FINE_TUNING_UNTIL
     assert UpstreamSettings(base_url="http://127.0.0.1:8000/v1").fine_tuning_cutoff is None
     own = UpstreamSettings(base_url="https://api.openai.com/v1", fine_tuning_until=dt.date(2026, 12, 24))
     assert own.fine_tuning_cutoff == dt.date(2026, 12, 24)
