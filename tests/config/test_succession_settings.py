@@ -21,7 +21,8 @@ CANARY = '[[routes.maid.canary]]\nupstream = "a"\nmodel = "{model}"\nshare = {sh
     ('[[routes.maid.shadow]]\nupstream = "b"\nmodel = "n"\n', "routes.maid.shadow[0].upstream: unknown upstream 'b'"),
     ('[[routes.maid.canary]]\nupstream = "zz"\nmodel = "n"\nshare = 0.1\n',
      "routes.maid.canary[0].upstream: unknown upstream 'zz'; define [upstreams.zz]"),
-    ('[[routes.maid.shadow]]\nupstream = "a"\nmodel = "n"\nsample = 2\n', "routes.maid.shadow.0.sample: must be from 0"),
+    ('[[routes.maid.shadow]]\nupstream = "a"\nmodel = "n"\nsample = 2\n',
+     "routes.maid.shadow.0.sample: must be from 0"),
     ('[[routes.maid.shadow]]\nupstream = "a"\nmodel = "n"\nmax_in_flight = 0\n', "routes.maid.shadow.0.max_in_flight"),
     ('[[routes.maid.canary]]\nupstream = "a"\nmodel = "n"\nshares = 0.5\n', "unknown key (did you mean `share`?)"),
     ("[fidelity]\nsample = 1.01\n", "fidelity.sample: must be from 0 to 1"),
@@ -48,7 +49,7 @@ def test_a_dataset_that_does_not_parse_is_refused(tmp_path, content, expected):
         load_config(path, environ={})
     assert "routes.maid.dataset" in str(caught.value) and expected in str(caught.value)
     (tmp_path / "config.toml").write_text(BASE + 'dataset = "missing.jsonl"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="routes.maid.dataset: no such file"):
+    with pytest.raises(ConfigError, match=r"routes\.maid\.dataset: no such file"):
         load_config(path, environ={})
 
 
