@@ -27,9 +27,11 @@ def clean_table():
 
     with psycopg.connect(URL) as db:
         db.execute("DROP TABLE IF EXISTS usage")
+        db.execute("DROP TABLE IF EXISTS fidelity")
     yield
     with psycopg.connect(URL) as db:
         db.execute("DROP TABLE IF EXISTS usage")
+        db.execute("DROP TABLE IF EXISTS fidelity")
 
 
 def rows(expected: int) -> list[tuple]:
@@ -98,3 +100,56 @@ def test_every_column_round_trips_through_postgres(clean_table):
     finally:
         store.reset()
     assert found == [tuple(row) for row in ROUND_TRIP]
+
+
+def test_fidelity_rows_round_trip_and_old_tables_get_the_new_columns(clean_table):
+    import psycopg
+
+    from app.ops.fidelity import COLUMNS as FIDELITY_COLUMNS
+    from app.ops.fidelity import FidelityRecord
+    from app.ops.usage import PostgresStore
+
+    with psycopg.connect(URL) as db:  # a table from before the api, role and conversation columns
+        db.execute("CREATE TABLE usage (time DOUBLE PRECISION NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL,"
+                   " model TEXT NOT NULL, kind TEXT NOT NULL, stream BOOLEAN NOT NULL, status INTEGER NOT NULL,"
+                   " error_code TEXT, key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT,"
+                   " ttfb_ms DOUBLE PRECISION, duration_ms DOUBLE PRECISION NOT NULL, failover BOOLEAN NOT NULL)")
+    records = [FidelityRecord(1.5, "maid", "m@u", "shadow", "responses", "abc", "req-1", "zh-Hant", True,
+                              "主人\x1f❤", False, 21, 0.25, True, False, None),
+               FidelityRecord(2.5, "maid", "m@u", "primary", "chat", None, None, "latin", False, "", True, 3)]
+    store = PostgresStore(URL)
+    try:
+        store.write_fidelity(records)
+        found = store._db.execute(f"SELECT {', '.join(FIDELITY_COLUMNS)} FROM fidelity ORDER BY time").fetchall()
+        columns = {r[0] for r in store._db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage'").fetchall()}
+    finally:
+        store.reset()
+    assert found == [tuple(r) for r in records]
+    assert {"api", "role", "conversation"} <= columns
+
+
+def test_live_fidelity_and_shadow_usage_go_to_postgres(make_proxy, fake, clean_table, tmp_path):
+    import psycopg
+
+    from ..fakes.styles import MAID, SAMPLE
+
+    fake.speak(MAID)
+    extra = ('[usage]\nurl_env = "TEST_USAGE_DB_URL"\n[fidelity]\nsample = 1.0\n')
+    routes = (f'[routes.maid]\nupstream = "fake"\nmodel = "m"\ndataset = "{SAMPLE}"\n'
+              '[[routes.maid.shadow]]\nupstream = "fake"\nmodel = "shadow-m"\n')
+    proxy = make_proxy(routes, extra_upstreams=extra, env={"TEST_USAGE_DB_URL": URL})
+    with proxy.http() as http:
+        assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+    deadline = time.monotonic() + 5
+    while True:
+        with psycopg.connect(URL) as db:
+            try:
+                kinds = sorted(r[0] for r in db.execute("SELECT kind FROM usage").fetchall())
+                roles = sorted(r[0] for r in db.execute("SELECT role FROM fidelity").fetchall())
+            except psycopg.errors.UndefinedTable:
+                kinds = roles = []
+        if (len(kinds), len(roles)) == (2, 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert kinds == ["chat", "shadow"] and roles == ["primary", "shadow"]
