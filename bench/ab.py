@@ -4,6 +4,7 @@
     python -m bench.ab base=/tmp/old new=.          # or source trees holding app/
     python -m bench.ab HEAD bare                    # "bare" is bench/bare.py, the bare relay
     python -m bench.ab --rounds 10 --modes json:32,sse:32 A B
+    python -m bench.ab off=. live=. --route-keys 'live=dataset = "/path/maid.jsonl"'   # one tree, two configs
 
 Every version serves the same routes from the same nginx; they take turns
 within each round (the others paused), and the figure compared is the CPU
@@ -32,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Version(PersonaProxy):
     """persona-proxy run from a given source tree."""
 
-    def __init__(self, upstream_port: int, source: Path, cpus: str | None) -> None:
-        super().__init__(upstream_port, cpus=cpus)
+    def __init__(self, upstream_port: int, source: Path, cpus: str | None, route_keys: str = "",
+                 tail: str = "") -> None:
+        super().__init__(upstream_port, cpus=cpus, route_keys=route_keys, extra_routes=tail)
         self.source = source
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -79,7 +81,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--modes", default="json:32,sse:32", help="json|sse:connections, comma-separated")
     parser.add_argument("--no-pin", action="store_true", help="don't pin load to CPU 0 and targets to CPU 1")
+    parser.add_argument("--route-keys", action="append", default=[], metavar="NAME=TOML",
+                        help="more keys for both routes of version NAME ('\\n' for a new line; ROUTE and UPSTREAM "
+                             "stand for each route's name and upstream), e.g. a dataset or shadow tables")
+    parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML",
+                        help="more tables before the routes of version NAME, e.g. '[fidelity]\\nsample = 1.0'")
     args = parser.parse_args()
+    keys, tails = _per_version(args.route_keys), _per_version(args.tail)
     cpus = None if args.no_pin or len(os.sched_getaffinity(0)) < 2 else "1"
     if cpus:
         os.sched_setaffinity(0, {0})
@@ -87,7 +95,8 @@ def main() -> None:
     upstream = free_port()
     with tempfile.TemporaryDirectory(prefix="pp-ab-") as scratch, Nginx(upstream):
         sources = dict(source_of(spec, Path(scratch)) for spec in args.versions)
-        targets = {name: (BareRelay(upstream, cpus=cpus) if tree is None else Version(upstream, tree, cpus)).start()
+        targets = {name: (BareRelay(upstream, cpus=cpus) if tree is None else
+                          Version(upstream, tree, cpus, keys.get(name, ""), tails.get(name, ""))).start()
                    for name, tree in sources.items()}
         try:
             samples = run(targets, modes, args.rounds, args.seconds)
@@ -95,6 +104,10 @@ def main() -> None:
             for target in targets.values():
                 target.stop()
     print_results(samples, list(targets), modes)
+
+
+def _per_version(specs: list[str]) -> dict[str, str]:
+    return {name: text.replace("\\n", "\n") for name, _, text in (spec.partition("=") for spec in specs)}
 
 
 def run(targets: dict[str, Target], modes: list[tuple[str, int]], rounds: int,

@@ -124,11 +124,14 @@ class Target:
 class PersonaProxy(Target):
     name = "persona-proxy"
 
-    def __init__(self, upstream_port: int, workers: int = 1, extra_routes: str = "", cpus: str | None = None) -> None:
+    def __init__(self, upstream_port: int, workers: int = 1, extra_routes: str = "", cpus: str | None = None,
+                 route_keys: str = "") -> None:
         super().__init__(cpus)
         self.upstream_port = upstream_port
         self.workers = workers
         self.extra_routes = extra_routes
+        # More keys for both benchmark routes (a dataset, canary or shadow tables go after them).
+        self.route_keys = route_keys
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         base = f"http://127.0.0.1:{self.upstream_port}"
@@ -146,18 +149,21 @@ api_key_env = "BENCH_UPSTREAM_KEY"
 base_url = "{base}/sse/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 
+{self.extra_routes}
+
 [routes.maid]
 upstream = "json"
 model = "{MODEL}"
 system_prompt = "{PERSONA}"
 params = {{ temperature = 0.8 }}
+{self.route_keys.replace("ROUTE", "maid").replace("UPSTREAM", "json")}
 
 [routes.maid-stream]
 upstream = "sse"
 model = "{MODEL}"
 system_prompt = "{PERSONA}"
 params = {{ temperature = 0.8 }}
-{self.extra_routes}
+{self.route_keys.replace("ROUTE", "maid-stream").replace("UPSTREAM", "sse")}
 """, encoding="utf-8")
         argv = [sys.executable, "-m", "app", "serve", "--config", str(config), "--workers", str(self.workers)]
         # Usage records go to the target's own temp dir: a shared data dir would grow run after run

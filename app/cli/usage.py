@@ -12,7 +12,8 @@ from ..config.settings import PriceSettings
 from ..ops.usage import Store, since_epoch, store_for
 from .common import UserError, format_table, load
 
-GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model", "api": "api"}
+GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model", "api": "api",
+          "kind": "kind", "role": "role"}
 
 
 def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:

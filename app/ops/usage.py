@@ -111,7 +111,9 @@ class SqliteStore:
         if self._db is None:
             self._db = self.connect()
         with self._db as db:
-            db.executemany(fidelity.insert_sql(self.param), rows)
+            for start in range(0, len(rows), fidelity.ROWS_PER_INSERT):
+                part = rows[start:start + fidelity.ROWS_PER_INSERT]
+                db.execute(fidelity.insert_sql(self.param, len(part)), [value for row in part for value in row])
 
     def reset(self) -> None:
         if self._db is not None:
