@@ -76,6 +76,11 @@ class Metrics:
         for done in records:
             route = done.route
             requests[route, done.kind, done.stream, done.status, done.api] += 1
+            if done.kind == "shadow":
+                # Tokens a shadow spends are counted; its latency and errors are nobody's experience.
+                prompt[route] += done.prompt_tokens or 0
+                completion[route] += done.completion_tokens or 0
+                continue
             # Histograms have no bulk update: one observe per request, in a warm loop at least.
             children = self._children(route)
             children.duration.observe(done.duration_ms / 1000)

@@ -48,20 +48,24 @@ def _responses_text(answer: dict[str, Any]) -> str | None:
 def _events(raw: bytes) -> list[Any]:
     """Every JSON event of a stream, parsed.
 
-    A stream of plain one-line ``data: {...}`` events (what every chat server
-    sends) is parsed as one JSON array: a single orjson call instead of fifty
-    decoder steps and parses (a 50-event stream took 256 us the careful way).
-    Anything else (comments, ``event:`` lines, CRs, multi-line data) takes the
-    SSE decoder.
+    A stream of plain one-line ``data: {...}`` events (what chat servers send)
+    becomes one JSON array by two replaces and is parsed in a single orjson
+    call: 50 events cost about a fifth of the decoder's way (256 us here).
+    If the result is not valid JSON the stream had something else in it
+    (comments, ``event:`` lines, CRs, multi-line data: none of them JSON), and
+    the SSE decoder reads it instead.
     """
-    frames = raw.split(b"\n\n")
-    payloads = [f[6:] for f in frames if f.startswith(b"data: {")]
-    if b"\r" not in raw and len(payloads) + sum(f in (b"", b"data: [DONE]") for f in frames) == len(frames) \
-            and not any(b"\n" in p for p in payloads):
+    body = raw.strip()
+    if body.endswith(b"data: [DONE]"):
+        body = body[: -len(b"data: [DONE]")].rstrip()
+    if body.startswith(b"data: {"):
         try:
-            return list(orjson.loads(b"[" + b",".join(payloads) + b"]"))
+            events = orjson.loads(b"[" + body[6:].replace(b"\n\ndata: ", b",") + b"]")
         except orjson.JSONDecodeError:
-            pass  # one bad event: parse them one by one below, skipping it
+            pass
+        else:
+            if isinstance(events, list):
+                return events
     events = []
     for item in SSEDecoder().feed(raw + b"\n\n"):
         if isinstance(item, SSEEvent) and item.data[:1] == b"{":

@@ -224,3 +224,16 @@ def test_the_shadow_stream_is_read_to_the_end_for_its_usage(succession_proxy, sh
     assert shadow_fake.chat_requests[0].json["stream_options"] == {"include_usage": True}
     asyncio.run(asyncio.sleep(0))  # nothing left running in this thread
     assert default_stream  # the fake's shapes are the ones the proxy relays elsewhere
+
+
+def test_a_failing_shadow_is_counted_as_a_shadow_request_never_as_a_route_error(succession_proxy, shadow_fake):
+    admin = "admin-" + os.urandom(8).hex()
+    proxy = succession_proxy(route(shadow=shadow()), env={"PERSONA_PROXY_ADMIN_KEYS": admin})
+    shadow_fake.enqueue(error_reply(500, "boom", type_="server_error"))
+    with proxy.http() as http:
+        assert http.post("/v1/chat/completions", json=BODY).status_code == 200
+        wait_for(lambda: len(shadow_fake.requests) == 1)
+        time.sleep(0.2)  # the shadow's record reaches the recorder after its answer
+        metrics = http.get("/metrics", headers={"authorization": f"Bearer {admin}"}).text
+    assert 'persona_proxy_requests_total{api="chat",kind="shadow",route="maid",status="500",stream="no"} 1.0' in metrics
+    assert "persona_proxy_errors_total{" not in metrics
