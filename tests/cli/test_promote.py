@@ -102,3 +102,28 @@ def test_what_cannot_be_promoted_is_refused_in_one_line_and_nothing_written(tmp_
         assert result.exit_code == 1, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
         assert path.read_text(encoding="utf-8") == CONFIG
+
+
+def test_a_running_server_serves_the_promoted_target_after_its_reload(succession_proxy, tmp_path):
+    from ..fakes.styles import SIMPLIFIED, route
+
+    canary = '[[routes.maid.canary]]\nupstream = "canary"\nmodel = "gpt-next"\nshare = 0.5\n'
+    proxy = succession_proxy(route(canary=canary), server="reload_on_change = true")
+    path = tmp_path / "config.toml"
+    result = CliRunner().invoke(cli, ["route", "promote", "maid", "gpt-next@canary", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    import time
+
+    deadline = time.monotonic() + 5
+    with proxy.http() as http:
+        while True:
+            reply = http.post("/v1/chat/completions", json={"model": "maid", "messages": [
+                {"role": "user", "content": "早安"}]}, headers={"x-openwebui-chat-id": "any"})
+            if reply.headers["x-persona-target"] == "canary/gpt-next" and all(
+                    http.post("/v1/chat/completions", json={"model": "maid", "messages": [
+                        {"role": "user", "content": "早安"}]}, headers={"x-openwebui-chat-id": f"c-{i}"}
+                    ).headers["x-persona-target"] == "canary/gpt-next" for i in range(10)):
+                break  # every conversation now: it is the primary, no longer a canary
+            assert time.monotonic() < deadline, "the promoted target never served"
+            time.sleep(0.05)
+        assert reply.json()["choices"][0]["message"]["content"] == SIMPLIFIED
