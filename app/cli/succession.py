@@ -10,10 +10,11 @@ import click
 from ..evals import runner
 from ..evals.succession import read_rows, report
 from ..evals.succession_view import render, table
-from ..ops.usage import since_epoch, store_for
+from ..ops.usage import since_epoch
 from ..tuning.fidelity import Profile, reference_scores
 from .common import UserError, load
 from .eval import _route
+from .usage import read_records
 
 
 @click.command("succession")
@@ -37,14 +38,7 @@ def succession_command(route_name: str, since: str, as_json: bool, html_path: Pa
         start = since_epoch(since)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    url = config.usage_url.get_secret_value() if config.usage_url else None
-    store = store_for(config.usage_file, url)
-    if not store.exists():
-        raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
-    try:
-        usage, fidelity = read_rows(store, route.name, start)
-    except Exception as exc:  # the driver's message may hold the URL: name the kind only
-        raise UserError(f"cannot read records from {store.where()} ({type(exc).__name__})") from None
+    usage, fidelity = read_records(config, lambda store: read_rows(store, route.name, start))
     dataset = runner.dataset_of(route)
     profile = reference = None
     if dataset is not None:

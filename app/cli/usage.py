@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from ..config import Config
 from ..config.settings import PriceSettings
 from ..ops.usage import Store, since_epoch, store_for
 from .common import UserError, format_table, load
 
+T = TypeVar("T")
 GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model", "api": "api",
           "kind": "kind", "role": "role"}
 
@@ -48,6 +51,18 @@ def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettin
     return [{by: group, **values, "cost_usd": round(values["cost_usd"], 6)} for group, values in totals.items()]
 
 
+def read_records(config: Config, read: Callable[[Store], T]) -> T:
+    """``read`` over the config's usage store (SQLite or PostgreSQL); a missing or unreadable store is one line."""
+    url = config.usage_url.get_secret_value() if config.usage_url else None
+    store = store_for(config.usage_file, url)
+    if not store.exists():
+        raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
+    try:
+        return read(store)
+    except Exception as exc:  # the driver's message may hold the URL: name the kind only
+        raise UserError(f"cannot read usage records from {store.where()} ({type(exc).__name__})") from None
+
+
 def _cost(value: float, unpriced: bool | list[str], priced: bool) -> tuple[str, str]:
     """The cost cell (``-`` when nothing in it had a price) and its mark (``*`` for a partial sum)."""
     if unpriced and not priced:
@@ -68,14 +83,7 @@ def usage_command(since: str, by: str, as_json: bool, config_file: str | None) -
         start = since_epoch(since)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    url = config.usage_url.get_secret_value() if config.usage_url else None
-    store = store_for(config.usage_file, url)
-    if not store.exists():
-        raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
-    try:
-        rows = summarize(store, start, by, config.prices)
-    except Exception as exc:  # the driver's message may hold the URL: name the kind only
-        raise UserError(f"cannot read usage records from {store.where()} ({type(exc).__name__})") from None
+    rows = read_records(config, lambda store: summarize(store, start, by, config.prices))
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

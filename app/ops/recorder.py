@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .fidelity import FidelityRecord
@@ -92,11 +93,7 @@ class Recorder:
     async def _run(self) -> None:
         # NOTE: never cancelled: a cancelled run_in_executor() leaves its thread writing
         # while the connection is closed under it.
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
-            await self._flush()
-        await self._flush()  # a stop before the first turn must not lose what is queued
+        await every(self._stopping, lambda: FLUSH_SECONDS, self._flush)
 
     async def _flush(self) -> None:
         self.count()
@@ -125,6 +122,18 @@ class Recorder:
             logger.warning("usage: %d record(s) dropped, %s", len(batch), type(exc).__name__)
             with contextlib.suppress(Exception):
                 self.store.reset()
+
+
+async def every(stopping: asyncio.Event, seconds: Callable[[], float], work: Callable[[], Awaitable[None]]) -> None:
+    """``work`` every ``seconds()`` until ``stopping`` is set, then once more.
+
+    The last turn matters: a stop before the first one must not lose what is queued.
+    """
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds())
+        await work()
+    await work()
 
 
 def _lower_priority() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
@@ -16,23 +15,14 @@ from app.cli.main import cli
 from app.ops.usage import COLUMNS, Completed, SqliteStore, since_epoch
 
 from ..conftest import FT_MODEL
+from ..fakes.styles import table_rows
 from ..fakes.upstream import Reply, chunk, default_stream, error_reply
 
 CHAT = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def usage_rows(path: Path, expected: int, timeout: float = 5.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows: list[dict] = []
-        if path.exists():
-            with sqlite3.connect(path) as db, contextlib.suppress(sqlite3.OperationalError):
-                # "no such table" until the writer's first batch has created it
-                db.row_factory = sqlite3.Row
-                rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY time")]
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.02)
+    return table_rows(path, "usage", expected, timeout)
 
 
 def test_usage_records_for_streamed_and_plain_requests(make_proxy, fake, tmp_path):

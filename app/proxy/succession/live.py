@@ -11,13 +11,13 @@ bounded: a reply that finds it full is dropped and counted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...ops.fidelity import MARKER_SEPARATOR, FidelityRecord
 from ...ops.metrics import Metrics
+from ...ops.recorder import every
 from ...tuning.fidelity import Profile, chrf, measure_reply
 from .replies import reply_of
 
@@ -87,11 +87,7 @@ class LiveFidelity:
             await self.measure_pending()
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), MEASURE_SECONDS)
-            await self.measure_pending()
-        await self.measure_pending()
+        await every(self._stopping, lambda: MEASURE_SECONDS, self.measure_pending)
 
     async def measure_pending(self) -> None:
         batch, self._pending = self._pending, []
