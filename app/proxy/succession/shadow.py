@@ -28,6 +28,7 @@ from ...config import Upstream
 from ...ops.metrics import Metrics
 from ...ops.usage import Completed
 from ..apis import Api
+from ..demo import DemoTransport
 from ..errors import BadGateway, ProxyError
 from ..planning import Headers, ask_for_usage, plan_request
 from ..routing import Route, Target
@@ -52,9 +53,11 @@ def shadow_clients(routes: Iterable[Route], upstream: Callable[[str], Upstream],
             base = upstream(target.upstream)
             settings = base.settings.model_copy(update={"max_connections": target.max_in_flight})
             given = transport(target.upstream)
+            owned = given is None
+            if given is None and settings.kind == "demo":
+                given = DemoTransport()  # the built-in maid answers shadows too
             clients[(route.name, target.index)] = UpstreamClient(
-                Upstream(name=base.name, settings=settings, api_key=base.api_key), given,
-                owns_transport=given is None)
+                Upstream(name=base.name, settings=settings, api_key=base.api_key), given, owns_transport=owned)
     return clients
 
 

@@ -237,3 +237,20 @@ def test_a_failing_shadow_is_counted_as_a_shadow_request_never_as_a_route_error(
         metrics = http.get("/metrics", headers={"authorization": f"Bearer {admin}"}).text
     assert 'persona_proxy_requests_total{api="chat",kind="shadow",route="maid",status="500",stream="no"} 1.0' in metrics
     assert "persona_proxy_errors_total{" not in metrics
+
+
+def test_the_offline_demo_can_be_its_own_shadow(tmp_path):
+    from app.config import load_config
+    from app.proxy.server import create_app
+
+    from ...fakes.servers import ServerThread
+
+    path = tmp_path / "config.toml"
+    path.write_text('[server]\ncheck_models = false\n[upstreams.demo]\nkind = "demo"\n[routes.maid]\n'
+                    'upstream = "demo"\nmodel = "maid-demo"\n[[routes.maid.shadow]]\nupstream = "demo"\n'
+                    'model = "maid-demo-2"\n', encoding="utf-8")
+    config = load_config(path, environ={"PERSONA_PROXY_DATA_DIR": str(tmp_path)})
+    with ServerThread(create_app(config)) as server:
+        assert httpx.post(server.url + "/v1/chat/completions", json=BODY, timeout=10).status_code == 200
+        rows = table_rows(tmp_path / "persona-proxy-usage.sqlite3", "usage", 2)
+    assert sorted((r["kind"], r["status"]) for r in rows) == [("chat", 200), ("shadow", 200)]
