@@ -124,6 +124,11 @@ def _unknown_key(loc: tuple[str, ...]) -> str:
     if name in SECRET_KEYS:
         return (f"a key does not go in the config file: put it in an environment variable and name that "
                 f"variable in {'api_key_env' if name in ('api_key', 'key', 'token') else name + '_env'}")
+    table = next((part for part in loc if part in TARGET_TABLES), None)
+    if table is not None and len(loc) > 1 and name in RouteSettings.model_fields:
+        # TOML puts a key in the table above it: a route key written after [[routes.NAME.canary]] lands there.
+        return (f"{name} is a key of [routes.{loc[1]}], not of its {table} entries: move it above the first "
+                f"[[routes.{loc[1]}.{table}]] line")
     return f"unknown key{_did_you_mean(name, _fields_at(loc[:-1]))}; see config.example.toml for every option"
 
 

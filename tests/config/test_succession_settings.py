@@ -73,3 +73,12 @@ def test_openai_fine_tuning_ends_on_its_date_unless_the_config_says_otherwise():
     assert UpstreamSettings(base_url="http://127.0.0.1:8000/v1").fine_tuning_cutoff is None
     own = UpstreamSettings(base_url="https://api.openai.com/v1", fine_tuning_until=dt.date(2026, 12, 24))
     assert own.fine_tuning_cutoff == dt.date(2026, 12, 24)
+
+
+def test_a_route_key_written_below_a_canary_table_says_where_it_belongs(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(BASE + CANARY.format(model="n", share=0.1) + 'display_name = "Maid"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert ("routes.maid.canary.0.display_name: display_name is a key of [routes.maid], not of its canary entries: "
+            "move it above the first [[routes.maid.canary]] line") in str(caught.value)
