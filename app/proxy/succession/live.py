@@ -19,7 +19,7 @@ from ...ops.fidelity import MARKER_SEPARATOR, FidelityRecord
 from ...ops.metrics import Metrics
 from ...ops.recorder import every
 from ...tuning.fidelity import Profile, chrf, measure_reply
-from .replies import reply_of
+from .replies import text_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Reply:
     def text(self) -> str | None:
         """The reply's text, extracted once (a served reply may be read again by its shadow)."""
         if not self._read:
-            self._text, self._read = reply_of(self.raw, self.api, self.stream)[0], True
+            self._text, self._read = text_of(self.raw, self.api, self.stream), True
             self.raw = b""
         return self._text
 

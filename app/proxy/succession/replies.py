@@ -8,11 +8,37 @@ chat completions carry text in ``choices[0].message.content`` or its
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from ..sse import SSEDecoder, SSEEvent
+
+
+# A chat stream's text is every string-valued "content": in chunks only delta.content is one
+# (a tool call's is null, logprobs' a list, a refusal is "refusal").
+_SECOND_CHOICE = re.compile(rb'"index":\s*[1-9]')
+_CONTENT = re.compile(rb'"content":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def text_of(raw: bytes, api: str, stream: bool) -> str | None:
+    """Only the reply's text, as cheaply as it can be had: what live fidelity measures.
+
+    A plain chat stream's text is read with one regular expression and one
+    JSON decode of the strings found, without parsing its events (the
+    events' fields are not needed): a second choice (``"index":1``) or
+    anything unusual takes :func:`reply_of`.
+    """
+    if stream and api == "chat" and raw.startswith(b"data: {") and not _SECOND_CHOICE.search(raw) \
+            and b"\r" not in raw and b'"error"' not in raw:
+        pieces = _CONTENT.findall(raw)
+        try:
+            text = "".join(orjson.loads(b'["' + b'","'.join(pieces) + b'"]'))
+        except orjson.JSONDecodeError:
+            return reply_of(raw, api, stream)[0]
+        return text or None
+    return reply_of(raw, api, stream)[0]
 
 
 def reply_of(raw: bytes, api: str, stream: bool) -> tuple[str | None, dict[str, Any] | None]:

@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ...ops.logs import REQUEST_ID
 from ...tuning.fidelity import Profile
@@ -39,7 +39,8 @@ class Turn:
     request_id: str | None
     live: LiveFidelity | None
     served: Reply | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Made only when a shadow starts: it waits on it for the served reply to compare with.
+    done: asyncio.Event | None = None
 
     def finish(self, target: Target | None, raw: bytes | None) -> None:
         """The request is over: ``raw`` is what its client received, None if it failed."""
@@ -48,7 +49,8 @@ class Turn:
             self.served = Reply(time.time(), self.route.name, target.name, target.role, self.api, self.stream,
                                 self.conversation, self.request_id, raw, self.profile)
             self.live.add(self.served)
-        self.done.set()
+        if self.done is not None:
+            self.done.set()
 
 
 class Succession:
@@ -72,6 +74,8 @@ class Succession:
         measure = profile is not None and self.live is not None and self._rand() < self.sample
         turn = Turn(route, api.name, bool(body.get("stream")), conversation, canary, profile, measure,
                     REQUEST_ID.get(), self.live)
+        if route.shadows:
+            turn.done = asyncio.Event()
         if route.shadows and self.shadows.dispatch(turn, route, dict(body), headers, key_id, api):
             turn.measure = profile is not None and self.live is not None  # the shadow is compared with it
         return turn

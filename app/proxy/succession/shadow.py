@@ -108,7 +108,7 @@ class Shadows:
             call.user_id, call.model = plan.caller.user_id, str(plan.body.get("model") or target.model)
             raw = await call.fetch(client, plan.body)
             if self.live is not None and turn.profile is not None and call.status < 400:
-                await turn.done.wait()  # the served reply, to compare with
+                await turn.done.wait()  # the served reply, to compare with (made before any shadow starts)
                 self.live.add(Reply(time.time(), route.name, target.name, "shadow", call.format, call.stream,
                                     turn.conversation, turn.request_id, raw, turn.profile, served=turn.served))
         except asyncio.CancelledError:

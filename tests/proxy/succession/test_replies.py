@@ -35,3 +35,16 @@ def test_a_stream_split_anywhere_and_odd_bytes_give_no_text_rather_than_an_error
     assert reply_of(b"data: not json\n\n", "chat", True) == (None, None)
     tool_call = {"choices": [{"message": {"content": None, "tool_calls": [{"id": "x"}]}}]}
     assert reply_of(json.dumps(tool_call).encode(), "chat", False)[0] is None
+
+
+def test_the_quick_text_of_a_chat_stream_is_the_careful_one():
+    from app.proxy.succession.replies import text_of
+
+    tricky = ("主人", 'say "hi"\\n', "\\u2764 ❤", "end\\\\")
+    for words in (("主", "人", "好"), tricky, ("",)):
+        raw = joined(default_stream("m", words))
+        assert text_of(raw, "chat", True) == reply_of(raw, "chat", True)[0]
+    two = json.dumps({"choices": [{"index": 1, "delta": {"content": "other"}}]}).encode()
+    raw = joined(default_stream("m", ("a",))) .replace(b"data: [DONE]", b"data: " + two + b"\n\ndata: [DONE]")
+    assert text_of(raw, "chat", True) == "a"  # the second choice is not the reply
+    assert text_of(joined(response_events("m", ("早", "安"))), "responses", True) == "早安"
