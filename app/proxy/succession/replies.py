@@ -15,7 +15,6 @@ import orjson
 
 from ..sse import SSEDecoder, SSEEvent
 
-
 # A chat stream's text is every string-valued "content": in chunks only delta.content is one
 # (a tool call's is null, logprobs' a list, a refusal is "refusal").
 _SECOND_CHOICE = re.compile(rb'"index":\s*[1-9]')
