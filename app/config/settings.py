@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 # The share of replies live fidelity measures by default (the cost measured in bench/results/).
-FIDELITY_SAMPLE = 0.2
+FIDELITY_SAMPLE = 0.05
 # OpenAI stops every new self-serve fine-tuning job after this day (any base model).
 OPENAI_FINE_TUNING_UNTIL = dt.date(2027, 1, 6)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")

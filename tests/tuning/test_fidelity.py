@@ -76,3 +76,33 @@ def test_the_shipped_sample_has_a_profile():
     replies = [next(m["content"] for m in json.loads(line)["messages"] if m["role"] == "assistant")
                for line in (DATA.parent.parent / "examples" / "maid_sample.jsonl").read_text().splitlines()]
     assert Profile.of(replies).script == "zh-Hant"
+
+
+def test_script_of_gives_hanzidentifiers_own_answer():
+    import hanzidentifier
+
+    names = {hanzidentifier.TRADITIONAL: "zh-Hant", hanzidentifier.SIMPLIFIED: "zh-Hans", hanzidentifier.BOTH: "zh",
+             hanzidentifier.MIXED: "mixed"}
+    texts = ["主人早安！莉莉已經為您泡好紅茶了喔～❤️", "主人早上好！我已经为您准备好红茶了。", "你好", "人口",
+             "這是简体和繁體", "Good morning, master!", "❤️❤️", "", "日本語のテキスト", "主人 hello 世界"]
+    if SHARED_DATASET.exists():
+        texts += SHARED_DATASET.read_text(encoding="utf-8").splitlines()
+    for text in texts:
+        kind = hanzidentifier.identify(text)
+        if kind in names:
+            assert script_of(text) == names[kind], text
+        else:
+            assert script_of(text) in ("latin", "other"), text
+
+
+def test_measure_reply_counts_what_measure_counts():
+    from app.tuning.fidelity import measure_reply, reference_scores, scores_of
+
+    replies = ["主人早安！❤️", "主人，我來了", "作為一個AI語言模型", "Hello master"]
+    profile = Profile.of(["主人早安❤️", "主人好❤️", "主人，茶來了"])
+    base = reference_scores(["主人早安❤️", "主人好❤️", "主人，茶來了"], profile)
+    whole = measure(replies, [None] * len(replies), profile, base)
+    single = scores_of([measure_reply(r, profile) for r in replies], profile, base)
+    assert single.script_share == whole.script_share and single.break_share == whole.break_share
+    assert single.marker_shares == whole.marker_shares and single.median_length == whole.median_length
+    assert single.fidelity == whole.fidelity
