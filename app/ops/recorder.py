@@ -47,8 +47,9 @@ class Recorder:
         self._pending: list[Completed] = []
         self._counted = 0  # how many of _pending the metrics have seen (a scrape counts early)
         self._fidelity: list[FidelityRecord] = []  # measured replies, counted and written with the next batch
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        # NOTE: never cancelled: a cancelled run_in_executor() leaves its thread writing
+        # while the connection is closed under it.
+        self._turns = Periodic(self._flush, lambda: FLUSH_SECONDS)
         # One thread of its own: writes stay in order, and its priority is lowered once.
         self._thread = ThreadPoolExecutor(1, "persona-proxy-usage", initializer=_lower_priority)
 
@@ -77,23 +78,14 @@ class Recorder:
             self._counted = len(self._pending)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._turns.start()
 
     async def close(self) -> None:
         """Count and write what is queued and stop; never interrupts a write in progress."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-        else:
-            await self._flush()
+        await self._turns.stop()
         if self.store is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self.store.reset)
         self._thread.shutdown(wait=False)
-
-    async def _run(self) -> None:
-        # NOTE: never cancelled: a cancelled run_in_executor() leaves its thread writing
-        # while the connection is closed under it.
-        await every(self._stopping, lambda: FLUSH_SECONDS, self._flush)
 
     async def _flush(self) -> None:
         self.count()
@@ -124,16 +116,35 @@ class Recorder:
                 self.store.reset()
 
 
-async def every(stopping: asyncio.Event, seconds: Callable[[], float], work: Callable[[], Awaitable[None]]) -> None:
-    """``work`` every ``seconds()`` until ``stopping`` is set, then once more.
+class Periodic:
+    """Background work done in turns (every ``seconds()``), and once more when it stops.
 
     The last turn matters: a stop before the first one must not lose what is queued.
     """
-    while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), seconds())
-        await work()
-    await work()
+
+    def __init__(self, work: Callable[[], Awaitable[None]], seconds: Callable[[], float]) -> None:
+        self._work = work
+        self._seconds = seconds
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """The last turn, then stop; never interrupts a turn in progress."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        else:
+            await self._work()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._seconds())
+            await self._work()
+        await self._work()
 
 
 def _lower_priority() -> None:

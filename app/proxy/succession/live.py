@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ...ops.fidelity import MARKER_SEPARATOR, FidelityRecord
 from ...ops.metrics import Metrics
-from ...ops.recorder import every
+from ...ops.recorder import Periodic
 from ...tuning.fidelity import Profile, chrf, measure_reply
 from .replies import text_of
 
@@ -65,8 +65,7 @@ class LiveFidelity:
         self.keep_replies = keep_replies
         self.dropped = 0
         self._pending: list[Reply] = []
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._turns = Periodic(self.measure_pending, lambda: MEASURE_SECONDS)
 
     def add(self, reply: Reply) -> None:
         if len(self._pending) >= QUEUE_LIMIT:
@@ -76,18 +75,11 @@ class LiveFidelity:
         self._pending.append(reply)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._turns.start()
 
     async def close(self) -> None:
         """Measure what is queued, then stop."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-        else:
-            await self.measure_pending()
-
-    async def _run(self) -> None:
-        await every(self._stopping, lambda: MEASURE_SECONDS, self.measure_pending)
+        await self._turns.stop()
 
     async def measure_pending(self) -> None:
         batch, self._pending = self._pending, []

@@ -114,7 +114,8 @@ def test_a_reload_brings_a_canary_in_and_a_bad_one_is_rejected(succession_proxy,
             time.sleep(0.05)
         assert "routes.maid.canary.0.share: must be from 0 to 1" in caplog.text
         assert chat(http, "c-1").headers["x-persona-target"] == f"fake/{FT_MODEL}"
-        path.write_text(original + CANARY.format(share=1.0), encoding="utf-8")
+        # Another size as well as another mtime: the watcher compares both, and two writes can share an mtime.
+        path.write_text(original + CANARY.format(share=1.0) + "\n# promoted\n", encoding="utf-8")
         while chat(http, "c-1").headers["x-persona-target"] != "canary/gpt-next":
             assert time.monotonic() < deadline + 5
             time.sleep(0.05)
