@@ -69,13 +69,26 @@ class Succession:
         messages = api.messages(body)
         if detect_task({"messages": messages}, task_header(headers)) is not None:
             return None
-        canary, conversation = assign(route, conversation_key(headers, body, key_id, messages))
+        key = conversation_key(headers, body, key_id, messages)
+        canary, conversation = assign(route, key)
+        if canary is not None and api.name == "responses" and key.startswith("first:") and chains(body):
+            # A chained Responses conversation (previous_response_id, or stored for the next turn to chain on)
+            # with nothing that names it: each turn's input differs, so it could not stay on a canary, and a
+            # response id is only known to the upstream that made it. The primary keeps all of it.
+            canary = None
         profile = route.profile
         measure = profile is not None and self.live is not None and self._rand() < self.sample
         turn = Turn(route, api.name, bool(body.get("stream")), conversation, canary, profile, measure,
                     REQUEST_ID.get(), self.live)
-        if route.shadows:
+        # A response id is known only to the upstream that made it: a shadow could only fail on it.
+        shadowed = bool(route.shadows) and not (api.name == "responses" and body.get("previous_response_id"))
+        if shadowed:
             turn.done = asyncio.Event()
-        if route.shadows and self.shadows.dispatch(turn, route, dict(body), headers, key_id, api):
+        if shadowed and self.shadows.dispatch(turn, route, dict(body), headers, key_id, api):
             turn.measure = profile is not None and self.live is not None  # the shadow is compared with it
         return turn
+
+
+def chains(body: dict[str, object]) -> bool:
+    """Whether a Responses request continues a stored response or may be continued from this one."""
+    return bool(body.get("previous_response_id")) or body.get("store") is not False

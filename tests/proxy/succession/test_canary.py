@@ -119,3 +119,14 @@ def test_a_reload_brings_a_canary_in_and_a_bad_one_is_rejected(succession_proxy,
         while chat(http, "c-1").headers["x-persona-target"] != "canary/gpt-next":
             assert time.monotonic() < deadline + 5
             time.sleep(0.05)
+
+
+def test_a_chained_responses_conversation_without_a_name_stays_on_the_primary(succession_proxy):
+    proxy = succession_proxy(route(canary=CANARY.format(share=1.0)))
+    with proxy.http() as http:
+        first = http.post("/v1/responses", json={"model": "maid", "input": "早安"})
+        chained = http.post("/v1/responses", json={"model": "maid", "input": "再來", "previous_response_id": "resp_1"})
+        unstored = http.post("/v1/responses", json={"model": "maid", "input": "早安", "store": False})
+        named = http.post("/v1/responses", json={"model": "maid", "input": "早安", "user": "u-1"})
+    assert [r.headers["x-persona-target"] for r in (first, chained)] == [f"fake/{FT_MODEL}"] * 2
+    assert unstored.headers["x-persona-target"] == named.headers["x-persona-target"] == "canary/gpt-next"

@@ -254,3 +254,14 @@ def test_the_offline_demo_can_be_its_own_shadow(tmp_path):
         assert httpx.post(server.url + "/v1/chat/completions", json=BODY, timeout=10).status_code == 200
         rows = table_rows(tmp_path / "persona-proxy-usage.sqlite3", "usage", 2)
     assert sorted((r["kind"], r["status"]) for r in rows) == [("chat", 200), ("shadow", 200)]
+
+
+def test_a_responses_request_continuing_a_stored_response_is_not_shadowed(succession_proxy, shadow_fake):
+    proxy = succession_proxy(route(shadow=shadow()))
+    with proxy.http() as http:
+        assert http.post("/v1/responses", json={"model": "maid", "input": "再來",
+                                                "previous_response_id": "resp_1"}).status_code == 200
+        assert http.post("/v1/responses", json={"model": "maid", "input": "早安"}).status_code == 200
+    wait_for(lambda: len(shadow_fake.requests) == 1)
+    time.sleep(0.2)
+    assert [r.json.get("previous_response_id") for r in shadow_fake.requests] == [None]
