@@ -30,6 +30,7 @@ from ...ops.usage import Completed
 from ..apis import Api
 from ..demo import DemoTransport
 from ..errors import BadGateway, ProxyError
+from ..lifecycle import utc_today
 from ..planning import Headers, ask_for_usage, plan_request
 from ..routing import Route, Target
 from ..upstream import UpstreamClient
@@ -80,8 +81,9 @@ class Shadows:
                  api: Api) -> bool:
         """Start the sampled shadows of this request; True when at least one started."""
         started = False
+        today = utc_today()
         for target in route.shadows:
-            if self._sample() >= target.share:
+            if self._sample() >= target.share or (target.shutdown_date is not None and target.shutdown_date <= today):
                 continue
             slot = (route.name, target.index)
             client = self.clients.get(slot)

@@ -265,3 +265,11 @@ def test_a_responses_request_continuing_a_stored_response_is_not_shadowed(succes
     wait_for(lambda: len(shadow_fake.requests) == 1)
     time.sleep(0.2)
     assert [r.json.get("previous_response_id") for r in shadow_fake.requests] == [None]
+
+
+def test_a_shadow_past_its_shutdown_date_is_not_asked(succession_proxy, shadow_fake):
+    proxy = succession_proxy(route(shadow=shadow() + "shutdown_date = 2026-01-01\n"))
+    with proxy.http() as http:
+        assert http.post("/v1/chat/completions", json=BODY).status_code == 200
+    time.sleep(0.2)
+    assert shadow_fake.requests == []
