@@ -153,3 +153,10 @@ def test_live_fidelity_and_shadow_usage_go_to_postgres(make_proxy, fake, clean_t
             break
         time.sleep(0.05)
     assert kinds == ["chat", "shadow"] and roles == ["primary", "shadow"]
+    result = CliRunner().invoke(cli, ["succession", "maid", "--config", str(tmp_path / "config.toml"), "--json"],
+                                env={"TEST_USAGE_DB_URL": URL, "TEST_UPSTREAM_KEY": "x"})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    by_role = {t["role"]: t for t in report["targets"]}
+    assert by_role["primary"]["requests"] == 1 and by_role["primary"]["script"] == 1.0
+    assert by_role["shadow"]["paired"]["pairs"] == 1 and URL not in result.output
