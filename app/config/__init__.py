@@ -7,18 +7,15 @@ re-exported, so the server never loads it.
 
 from .loading import ConfigError, default_config_data, is_loopback, load_config
 from .settings import (
-    CanarySettings,
     Config,
-    FallbackSettings,
-    FidelitySettings,
     PriceSettings,
     RouteSettings,
     ServerSettings,
-    ShadowSettings,
     Upstream,
     UpstreamSettings,
     UsageSettings,
 )
+from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings
 
 __all__ = [
     "CanarySettings",

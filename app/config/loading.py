@@ -22,19 +22,16 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from .settings import (
     SERVER_ENV_PREFIX,
-    CanarySettings,
     Config,
-    FallbackSettings,
-    FidelitySettings,
     PriceSettings,
     RouteSettings,
     ServerSettings,
-    ShadowSettings,
     Upstream,
     UpstreamSettings,
     UsageSettings,
     server_env,
 )
+from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings
 
 MIN_KEY_LENGTH = 16
 FILE_TABLES = {"server", "upstreams", "routes", "usage", "fidelity", "prices"}

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ..config import CanarySettings, Config, RouteSettings, ShadowSettings
-from ..config.settings import TargetFields
+from ..config.targets import TargetFields
 from ..tuning import fewshot
 from ..tuning.fidelity import Profile
 from ..tuning.tokens import TokenCounter, load_counter
