@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -44,6 +44,17 @@ class Completed(NamedTuple):
     api: str = "chat"  # chat | responses: which API the client called
     role: str = "primary"  # primary | fallback | canary | shadow: the target's part in its route
     conversation: str | None = None  # a hash of the conversation key, on routes with canaries, shadows or a dataset
+
+
+def reported_tokens(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
+    """Prompt and completion tokens an upstream reported, in either API's words (chat's or Responses')."""
+    usage = usage or {}
+    return (_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+            _count(usage.get("completion_tokens", usage.get("output_tokens"))))
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 COLUMNS = list(Completed._fields)

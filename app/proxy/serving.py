@@ -21,7 +21,7 @@ from starlette.types import Receive, Send
 
 from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
-from ..ops.usage import Completed
+from ..ops.usage import Completed, reported_tokens
 from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
@@ -212,9 +212,7 @@ class _Exchange:
 
     def tokens(self) -> tuple[int | None, int | None]:
         """Prompt and completion tokens the upstream reported, in either API's words."""
-        usage = (self.stream.usage if self.stream is not None else self.usage) or {}
-        return (_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-                _count(usage.get("completion_tokens", usage.get("output_tokens"))))
+        return reported_tokens(self.stream.usage if self.stream is not None else self.usage)
 
     def completed(self) -> Completed:
         """This request's usage record (positional: it is built once per request)."""
@@ -286,6 +284,3 @@ def body_preview(body: Any) -> str:
 
     return orjson.dumps(shorten(body)).decode()
 
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...ops.logs import REQUEST_ID
-from ...tuning.fidelity import Profile
 from ..apis import Api
 from ..openwebui import detect_task, task_header
 from ..planning import Headers
@@ -34,7 +33,6 @@ class Turn:
     stream: bool
     conversation: str
     canary: Target | None
-    profile: Profile | None
     measure: bool  # capture and measure the served reply
     request_id: str | None
     live: LiveFidelity | None
@@ -44,10 +42,10 @@ class Turn:
 
     def finish(self, target: Target | None, raw: bytes | None) -> None:
         """The request is over: ``raw`` is what its client received, None if it failed."""
-        if self.measure and raw is not None and target is not None and self.profile is not None \
-                and self.live is not None:
+        profile = self.route.profile
+        if self.measure and raw is not None and target is not None and profile is not None and self.live is not None:
             self.served = Reply(time.time(), self.route.name, target.name, target.role, self.api, self.stream,
-                                self.conversation, self.request_id, raw, self.profile)
+                                self.conversation, self.request_id, raw, profile)
             self.live.add(self.served)
         if self.done is not None:
             self.done.set()
@@ -78,8 +76,8 @@ class Succession:
             canary = None
         profile = route.profile
         measure = profile is not None and self.live is not None and self._rand() < self.sample
-        turn = Turn(route, api.name, bool(body.get("stream")), conversation, canary, profile, measure,
-                    REQUEST_ID.get(), self.live)
+        turn = Turn(route, api.name, bool(body.get("stream")), conversation, canary, measure, REQUEST_ID.get(),
+                    self.live)
         # A response id is known only to the upstream that made it: a shadow could only fail on it.
         shadowed = bool(route.shadows) and not (api.name == "responses" and body.get("previous_response_id"))
         if shadowed:

@@ -26,7 +26,7 @@ import orjson
 
 from ...config import Upstream
 from ...ops.metrics import Metrics
-from ...ops.usage import Completed
+from ...ops.usage import Completed, reported_tokens
 from ..apis import Api
 from ..demo import DemoTransport
 from ..errors import BadGateway, ProxyError
@@ -75,7 +75,6 @@ class Shadows:
         self._sample = sample
         self._in_flight: Counter[tuple[str, int]] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.skipped = 0
 
     def dispatch(self, turn: Any, route: Route, body: dict[str, Any], headers: Headers, key_id: str | None,
                  api: Api) -> bool:
@@ -90,7 +89,6 @@ class Shadows:
             if client is None:
                 continue  # a reload is swapping the pools in
             if self._in_flight[slot] >= target.max_in_flight:
-                self.skipped += 1
                 self.metrics.shadow_skipped.labels(route.name, target.name).inc()
                 continue
             self._in_flight[slot] += 1
@@ -108,11 +106,13 @@ class Shadows:
         try:
             plan = plan_request(route, target, body, headers, forward_user_id=self.forward_user_id, api=api)
             call.user_id, call.model = plan.caller.user_id, str(plan.body.get("model") or target.model)
-            raw = await call.fetch(client, plan.body)
-            if self.live is not None and turn.profile is not None and call.status < 400:
+            await call.fetch(client, plan.body)
+            if self.live is not None and turn.route.profile is not None and call.status < 400:
                 await turn.done.wait()  # the served reply, to compare with (made before any shadow starts)
+                # The text was read with the usage above: the measurer does not parse the bytes again.
                 self.live.add(Reply(time.time(), route.name, target.name, "shadow", call.format, call.stream,
-                                    turn.conversation, turn.request_id, raw, turn.profile, served=turn.served))
+                                    turn.conversation, turn.request_id, b"", turn.route.profile, served=turn.served,
+                                    _text=call.text, _read=True))
         except asyncio.CancelledError:
             call.error_code = "shutting_down"
             raise
@@ -148,11 +148,12 @@ class _Call:
         self.status = 0
         self.error_code: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.text: str | None = None
         self.started = time.monotonic()
         self.first_byte: float | None = None
 
-    async def fetch(self, client: UpstreamClient, planned: dict[str, Any]) -> bytes:
-        """The whole answer, read under the upstream's own timeouts."""
+    async def fetch(self, client: UpstreamClient, planned: dict[str, Any]) -> None:
+        """Read the whole answer under the upstream's own timeouts: its text and usage."""
         via = self.api.effective(client.settings)
         sent = via.convert(planned)
         self.format = "chat" if via.path == "chat/completions" else "responses"
@@ -182,21 +183,15 @@ class _Call:
         finally:
             await response.aclose()
         raw = b"".join(chunks)
-        text, self.usage = reply_of(raw, self.format, self.stream)
-        if text is None and not self.stream and raw[:1] != b"{":
+        self.text, self.usage = reply_of(raw, self.format, self.stream)
+        if self.text is None and not self.stream and raw[:1] != b"{":
             self.status, self.error_code = 502, "upstream_invalid_response"
-        return raw
 
     def completed(self, upstream: str) -> Completed:
-        usage = self.usage or {}
         now = time.monotonic()
         return Completed(
             time.time(), self.route.name, upstream, self.model, "shadow", self.stream, self.status, self.error_code,
-            self.key_id, self.user_id, _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            _count(usage.get("completion_tokens", usage.get("output_tokens"))),
+            self.key_id, self.user_id, *reported_tokens(self.usage),
             (self.first_byte - self.started) * 1000 if self.stream and self.first_byte else None,
             (now - self.started) * 1000, False, self.api.name, "shadow", self.turn.conversation)
 
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
