@@ -48,7 +48,7 @@ def _pick(route: Route, spec: str | None) -> Target:
     if spec is None:
         usable = [t for t in route.targets if not retired_on(t, utc_today())]
         return (usable or list(route.targets))[0]
-    named = [t for t in (*route.targets, *route.canaries, *route.shadows) if t.name == spec]
+    named = [t for t in route.every_target if t.name == spec]
     try:
         return named[0] if named else candidate(route, spec, len(route.targets))
     except ValueError as exc:

@@ -88,8 +88,7 @@ def eval_command(route_name: str, config_file: str | None, dataset: Path | None,
 def _prompts(route: Route, dataset: Path | None, extra: Path | None, limit: int) -> tuple[Path, list[Prompt]]:
     """The training file and the prompts: held out from it, then any of the user's own."""
     training_file = dataset or runner.dataset_of(route)
-    targets = (*route.targets, *route.canaries, *route.shadows)
-    prompts = runner.held_out(training_file, targets, limit) if training_file else []
+    prompts = runner.held_out(training_file, route.every_target, limit) if training_file else []
     if extra is not None:
         try:
             prompts = [*prompts, *runner.prompts_file(extra)][:limit]
@@ -136,7 +135,7 @@ def _route(config: Config, name: str) -> Route:
 def _runs(config: Config, route: Route, extra: tuple[str, ...]) -> list[TargetRun]:
     runs = []
     # Canaries and shadows are candidates the route already names: scored beside its own targets.
-    for target in (*route.targets, *route.canaries, *route.shadows):
+    for target in route.every_target:
         run = TargetRun(target.name, target, candidate=target.role in ("canary", "shadow"))
         if retired_on(target, utc_today()):
             run.status, run.note = "retired", f"shut down on {target.shutdown_date}"

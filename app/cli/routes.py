@@ -11,7 +11,7 @@ import httpx
 
 from ..config import Config
 from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates, utc_today
-from ..proxy.routing import Route, RouteTable, Target
+from ..proxy.routing import RouteTable
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
 from .common import format_table, load
@@ -52,12 +52,12 @@ def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
 
 def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
     routes = RouteTable.from_config(config)
-    upstreams = {t.upstream for r in routes for t in every_target(r)}
+    upstreams = {t.upstream for r in routes for t in r.every_target}
     probes = {name: probe(config, name) for name in sorted(upstreams)}
-    counter = load_counter() if any(t.few_shot for r in routes for t in every_target(r)) else None
+    counter = load_counter() if any(t.few_shot for r in routes for t in r.every_target) else None
     rows = []
     for route in routes:
-        for target in every_target(route):
+        for target in route.every_target:
             found = probes[target.upstream]
             date = target.shutdown_date or found["shutdowns"].get(target.model)
             models = found["models"]
@@ -75,11 +75,6 @@ def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
                 "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
             })
     return rows
-
-
-def every_target(route: Route) -> tuple[Target, ...]:
-    """Primary, fallbacks, canaries, then shadows."""
-    return (*route.targets, *route.canaries, *route.shadows)
 
 
 def is_fine_tune(model: str) -> bool:

@@ -59,6 +59,11 @@ class Route:
     profile: Profile | None = None
 
     @property
+    def every_target(self) -> tuple[Target, ...]:
+        """Primary, fallbacks, canaries, then shadows."""
+        return (*self.targets, *self.canaries, *self.shadows)
+
+    @property
     def succession(self) -> bool:
         """Whether requests need a conversation key: a canary, a shadow or live fidelity."""
         return bool(self.canaries or self.shadows or self.profile)

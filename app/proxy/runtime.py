@@ -189,7 +189,7 @@ class Runtime:
 async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mapping[str, UpstreamClient],
                        interval: float = 86_400.0) -> None:
     """Learn shutdown dates from the upstreams at start and daily, and warn about retirements."""
-    used = {target.upstream for route in routes for target in (*route.targets, *route.canaries, *route.shadows)}
+    used = {target.upstream for route in routes for target in route.every_target}
     async def learn(name: str) -> None:
         models = await clients[name].get_json("models")
         if models is not None:
