@@ -7,7 +7,6 @@ the client got for the same request, and how the two compare.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 
@@ -42,14 +41,3 @@ CREATE TABLE IF NOT EXISTS fidelity (
     reply TEXT
 )"""
 INDEX = "CREATE INDEX IF NOT EXISTS fidelity_route_time ON fidelity (route, time)"
-
-
-# 60 rows x 16 columns: under the 999 parameters of SQLite before 3.32, the oldest limit.
-ROWS_PER_INSERT = 60
-
-
-@functools.cache
-def insert_sql(param: str, rows: int = 1) -> str:
-    """An INSERT of ``rows`` rows at once (one statement: sqlite3 lets go of the GIL once per statement)."""
-    row = f"({', '.join([param] * len(COLUMNS))})"
-    return f"INSERT INTO fidelity ({', '.join(COLUMNS)}) VALUES {', '.join([row] * rows)}"

@@ -17,8 +17,9 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .fidelity import FidelityRecord
 from .metrics import Metrics
@@ -96,18 +97,19 @@ class Recorder:
         measured, self._fidelity = self._fidelity, []
         if self.store is None:
             return
+        loop = asyncio.get_running_loop()
         for start in range(0, len(batch), BATCH_SIZE):
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch[start:start + BATCH_SIZE])
+            part = batch[start:start + BATCH_SIZE]
+            await loop.run_in_executor(self._thread, self._write, self.store.write, part, True)
         if measured:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, measured)
+            await loop.run_in_executor(self._thread, self._write, self.store.write_fidelity, measured, False)
 
-    def _write(self, batch: list[Completed] | list[FidelityRecord]) -> None:
+    def _write(self, write: Callable[[Sequence[Any]], None], batch: Sequence[Any], usage: bool) -> None:
+        """``write`` (a store's usage or fidelity writer) on the writer thread; ``written`` counts usage rows."""
         assert self.store is not None
         try:
-            if batch and isinstance(batch[0], FidelityRecord):
-                self.store.write_fidelity(batch)
-            else:
-                self.store.write(batch)
+            write(batch)
+            if usage:
                 self.written += len(batch)
         except Exception as exc:  # any driver or disk failure: drop, log, reconnect next time
             self.dropped += len(batch)

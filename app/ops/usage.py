@@ -58,8 +58,9 @@ def _count(value: Any) -> int | None:
 
 
 COLUMNS = list(Completed._fields)
-# 55 rows x 18 columns: under the 999 parameters of SQLite before 3.32, the oldest limit.
-ROWS_PER_INSERT = 55
+# SQLite before 3.32 (the oldest limit) takes at most 999 parameters in one statement.
+MAX_PARAMETERS = 999
+ROWS_PER_INSERT = MAX_PARAMETERS // len(COLUMNS)
 _TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     time {real} NOT NULL, route TEXT NOT NULL, upstream TEXT NOT NULL, model TEXT NOT NULL,
@@ -108,23 +109,22 @@ class SqliteStore:
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        if self._db is None:
-            self._db = self.connect()
-        db = self._db
-        # Several rows per statement: sqlite3 lets go of the GIL around every statement it
-        # steps, and on a busy server each hand-back to the event loop costs more than the row.
-        with db:
-            for start in range(0, len(rows), ROWS_PER_INSERT):
-                part = rows[start:start + ROWS_PER_INSERT]
-                db.execute(insert_sql(self.param, len(part)), [value for row in part for value in row])
+        self._insert("usage", COLUMNS, rows)
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
+        self._insert("fidelity", fidelity.COLUMNS, rows)
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         if self._db is None:
             self._db = self.connect()
+        per_statement = MAX_PARAMETERS // len(columns)
+        # Several rows per statement: sqlite3 lets go of the GIL around every statement it
+        # steps, and on a busy server each hand-back to the event loop costs more than the row.
         with self._db as db:
-            for start in range(0, len(rows), fidelity.ROWS_PER_INSERT):
-                part = rows[start:start + fidelity.ROWS_PER_INSERT]
-                db.execute(fidelity.insert_sql(self.param, len(part)), [value for row in part for value in row])
+            for start in range(0, len(rows), per_statement):
+                part = rows[start:start + per_statement]
+                db.execute(insert_sql(self.param, len(part), table, tuple(columns)),
+                           [value for row in part for value in row])
 
     def reset(self) -> None:
         if self._db is not None:
@@ -166,16 +166,16 @@ class PostgresStore:
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        if self._db is None:
-            self._db = self.connect()
-        with self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(insert_sql(self.param, 1), rows)
+        self._insert("usage", COLUMNS, rows)
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
+        self._insert("fidelity", fidelity.COLUMNS, rows)
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         if self._db is None:
             self._db = self.connect()
         with self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(fidelity.insert_sql(self.param), rows)
+            cursor.executemany(insert_sql(self.param, 1, table, tuple(columns)), rows)
 
     def reset(self) -> None:
         if self._db is not None:
@@ -193,10 +193,10 @@ Store = SqliteStore | PostgresStore
 
 
 @functools.cache
-def insert_sql(param: str, rows: int) -> str:
-    """An INSERT of ``rows`` rows at once."""
-    row = f"({', '.join([param] * len(COLUMNS))})"
-    return f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES {', '.join([row] * rows)}"
+def insert_sql(param: str, rows: int, table: str = "usage", columns: tuple[str, ...] = tuple(COLUMNS)) -> str:
+    """An INSERT of ``rows`` rows at once into ``table``."""
+    row = f"({', '.join([param] * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
 
 
 def store_for(path: Path, url: str | None) -> Store:
