@@ -158,7 +158,8 @@ class Runtime:
 
     def _install(self, config: Config, routes: RouteTable, clients: dict[str, UpstreamClient]) -> None:
         self.config, self.routes, self.clients = config, routes, clients
-        self.shadows.clients = shadow_clients(routes, config.upstream, self.transports.get)
+        self.shadows.clients = shadow_clients(
+            routes, lambda name, cap: client_for(config, name, self.transports.get(name), max_connections=cap))
         self.shadows.forward_user_id = config.server.forward_user_id
         self.live.keep_replies = config.fidelity.keep_replies
         succession = Succession(self.shadows, self.live, config.fidelity.sample)
@@ -206,8 +207,16 @@ def transport_for(kind: str) -> httpx.AsyncBaseTransport | None:
     return DemoTransport() if kind == "demo" else None
 
 
-def client_for(config: Config, name: str, transport: httpx.AsyncBaseTransport | None = None) -> UpstreamClient:
-    """The client for ``[upstreams.NAME]``; a transport handed in stays its giver's to close."""
-    return UpstreamClient(config.upstream(name), transport or transport_for(config.upstreams[name].kind),
+def client_for(config: Config, name: str, transport: httpx.AsyncBaseTransport | None = None,
+               max_connections: int | None = None) -> UpstreamClient:
+    """The client for ``[upstreams.NAME]``; a transport handed in stays its giver's to close.
+
+    ``max_connections`` gives it a pool of its own size (a shadow's ``max_in_flight``).
+    """
+    upstream = config.upstream(name)
+    if max_connections is not None:
+        upstream = upstream.model_copy(
+            update={"settings": upstream.settings.model_copy(update={"max_connections": max_connections})})
+    return UpstreamClient(upstream, transport or transport_for(config.upstreams[name].kind),
                           owns_transport=transport is None)
 

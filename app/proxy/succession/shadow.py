@@ -24,11 +24,9 @@ from typing import Any
 import httpx
 import orjson
 
-from ...config import Upstream
 from ...ops.metrics import Metrics
 from ...ops.usage import Completed, reported_tokens
 from ..apis import Api
-from ..demo import DemoTransport
 from ..errors import BadGateway, ProxyError
 from ..lifecycle import utc_today
 from ..planning import Headers, ask_for_usage, plan_request
@@ -45,21 +43,13 @@ MAX_SHADOW_BYTES = 16 * 1024 * 1024
 ShadowClients = dict[tuple[str, int], UpstreamClient]
 
 
-def shadow_clients(routes: Iterable[Route], upstream: Callable[[str], Upstream],
-                   transport: Callable[[str], httpx.AsyncBaseTransport | None]) -> ShadowClients:
-    """One small pool per shadow target, so shadows never take a connection a client could need."""
-    clients = {}
-    for route in routes:
-        for target in route.shadows:
-            base = upstream(target.upstream)
-            settings = base.settings.model_copy(update={"max_connections": target.max_in_flight})
-            given = transport(target.upstream)
-            owned = given is None
-            if given is None and settings.kind == "demo":
-                given = DemoTransport()  # the built-in maid answers shadows too
-            clients[(route.name, target.index)] = UpstreamClient(
-                Upstream(name=base.name, settings=settings, api_key=base.api_key), given, owns_transport=owned)
-    return clients
+def shadow_clients(routes: Iterable[Route], client: Callable[[str, int], UpstreamClient]) -> ShadowClients:
+    """One small pool per shadow target, so shadows never take a connection a client could need.
+
+    ``client(upstream, max_connections)`` makes a client as the runtime makes its own.
+    """
+    return {(route.name, target.index): client(target.upstream, target.max_in_flight)
+            for route in routes for target in route.shadows}
 
 
 class Shadows:
