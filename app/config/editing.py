@@ -15,7 +15,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Item, Table
 
-from .loading import ConfigError, load_config
+from .loading import TARGET_TABLES, ConfigError, load_config
 
 
 def upsert_route(path: Path, name: str, values: dict[str, Any]) -> bool:
@@ -109,7 +109,6 @@ def _replace(path: Path, text: str) -> None:
 # The keys that make a target the route's primary; a canary's share or a shadow's sample stay behind.
 PRIMARY_KEYS = ("upstream", "model", "system_prompt_extra", "few_shot_from", "few_shot_count",
                 "few_shot_max_tokens", "shutdown_date")
-TARGET_TABLES = ("fallbacks", "canary", "shadow")
 
 
 def promote_target(path: Path, name: str, spec: str, *, write: bool = True) -> tuple[str, str, str]:
