@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from app.cli.main import cli
@@ -52,3 +55,22 @@ def test_succession_says_what_is_wrong_in_one_line(tmp_path, fake):
                           (["maid", "--since", "yesterday"], "--since takes")):
         result = CliRunner().invoke(cli, ["succession", *args, "--config", str(config)], env=env)
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="headless Chromium (Debian's chromium) is not installed")
+def test_the_succession_page_opens_in_headless_chromium_with_its_chart(succession_proxy, tmp_path):
+    text = "[fidelity]\nsample = 1.0\n" + route(canary=CANARY, extra=f'dataset = "{SAMPLE}"')
+    proxy = succession_proxy(text)
+    with proxy.http() as http:
+        for i in range(6):
+            http.post("/v1/chat/completions", json={"model": "maid", "messages": [{"role": "user", "content": "早安"}]},
+                      headers={"x-openwebui-chat-id": f"c-{i}"})
+    table_rows(tmp_path / "persona-proxy-usage.sqlite3", "fidelity", 6)
+    page = tmp_path / "succession.html"
+    env = {"TEST_UPSTREAM_KEY": "x", "PERSONA_PROXY_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(cli, ["succession", "maid", "--config", str(tmp_path / "config.toml"), "--html",
+                                      str(page)], env=env)
+    assert result.exit_code == 0, result.output
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert "Succession of route" in dom and "<polyline" in dom and "gpt-next@canary" in dom
