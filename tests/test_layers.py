@@ -19,9 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "tuning": {"config"},
     "ops": {"config"},
-    "proxy": {"config", "tuning", "ops"},
+    "clients": {"config", "tuning", "ops"},
+    "proxy": {"config", "tuning", "ops", "clients"},
     "evals": {"config", "tuning", "ops", "proxy"},
-    "cli": {"config", "tuning", "ops", "proxy", "evals"},
+    "cli": {"config", "tuning", "ops", "clients", "proxy", "evals"},
 }
 
 

@@ -16,7 +16,7 @@ from .common import UserError, format_table, load
 
 T = TypeVar("T")
 GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model", "api": "api",
-          "kind": "kind", "role": "role"}
+          "kind": "kind", "role": "role", "client": "client"}
 
 
 def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ problem becomes one :class:`ConfigError` naming the file, the key and the fix.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
 import os
 import tomllib
@@ -18,8 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from .clients import ClientSettings, LimitFields, LimitsSettings
+from .errors import ConfigError
+from .secrets import check_exposure, is_loopback, with_secrets
 from .settings import (
     SERVER_ENV_PREFIX,
     Config,
@@ -33,14 +35,9 @@ from .settings import (
 )
 from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings
 
-MIN_KEY_LENGTH = 16
-FILE_TABLES = {"server", "upstreams", "routes", "usage", "fidelity", "prices"}
+FILE_TABLES = {"server", "upstreams", "routes", "usage", "fidelity", "prices", "clients", "limits"}
 # A route's target tables besides the primary, as written in the file.
 TARGET_TABLES = ("fallbacks", "canary", "shadow")
-
-
-class ConfigError(Exception):
-    """A configuration problem, worded for the person who has to fix it."""
 
 
 def load_config(
@@ -57,7 +54,7 @@ def load_config(
     if unknown:
         raise ConfigError(f"{where}: unknown table [{unknown[0]}]{_did_you_mean(unknown[0], FILE_TABLES)}; "
                           "a config may have [server], [upstreams.NAME], [routes.NAME], [usage], "
-                          '[fidelity] and [prices."MODEL"]')
+                          '[fidelity], [prices."MODEL"], [clients.NAME] and [limits]')
     try:
         server = ServerSettings(**{**(raw.get("server") or {}), **server_env(environ)})
         # Command-line flags beat the environment, which beats the file.
@@ -68,8 +65,7 @@ def load_config(
         raise ConfigError(_describe(exc, where, ("server",), environ)) from None
     try:
         config = Config(server=server, source=source,
-                        **{key: raw[key] for key in ("upstreams", "routes", "usage", "fidelity", "prices")
-                           if key in raw})
+                        **{key: raw[key] for key in FILE_TABLES - {"server"} if key in raw})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
     if not config.routes:
@@ -77,7 +73,7 @@ def load_config(
     base_dir = source.parent if source is not None else Path.cwd()
     _load_prompt_files(config, base_dir, where)
     config.usage.path = _usage_path(config.usage.path, source, environ)
-    return _with_secrets(config, environ, where)
+    return with_secrets(config, environ, where)
 
 
 def default_config_data() -> dict[str, Any]:
@@ -118,6 +114,9 @@ SECRET_KEYS = {"api_key", "key", "api_keys", "admin_keys", "token", "password", 
 
 def _unknown_key(loc: tuple[str, ...]) -> str:
     name = loc[-1]
+    if name in SECRET_KEYS and loc[0] == "clients":
+        return "a key does not go in the config file: put the client's keys in an environment variable and " \
+               "name that variable in key_env"
     if name in SECRET_KEYS:
         return (f"a key does not go in the config file: put it in an environment variable and name that "
                 f"variable in {'api_key_env' if name in ('api_key', 'key', 'token') else name + '_env'}")
@@ -141,6 +140,10 @@ def _fields_at(loc: tuple[str, ...]) -> set[str]:
         return set(UpstreamSettings.model_fields)
     if loc[0] == "prices":
         return set(PriceSettings.model_fields)
+    if loc[0] == "limits":
+        return set(LimitsSettings.model_fields)
+    if loc[0] == "clients":
+        return set((LimitFields if "per_user" in loc else ClientSettings).model_fields)
     if loc[0] == "routes":
         table: dict[str, type[BaseModel]] = {"fallbacks": FallbackSettings, "canary": CanarySettings,
                                              "shadow": ShadowSettings}
@@ -240,53 +243,6 @@ def _usage_path(path: Path | None, source: Path | None, environ: Mapping[str, st
     if path.is_absolute() or source is None:
         return path if path.is_absolute() else data_dir(environ) / path
     return source.parent / path
-
-
-def _with_secrets(config: Config, environ: Mapping[str, str], where: str) -> Config:
-    keys = _keys(environ.get(config.server.api_keys_env, ""))
-    admin_keys = _keys(environ.get(config.server.admin_keys_env, ""))
-    upstream_keys = {
-        name: SecretStr(environ[up.api_key_env])
-        for name, up in config.upstreams.items()
-        if up.api_key_env and environ.get(up.api_key_env)
-    }
-    usage_url = environ.get(config.usage.url_env) if config.usage.url_env else None
-    config = config.model_copy(update={"client_keys": keys, "admin_keys": admin_keys,
-                                       "upstream_keys": upstream_keys,
-                                       "usage_url": SecretStr(usage_url) if usage_url else None})
-    check_exposure(config, where)
-    return config
-
-
-def _keys(raw: str) -> tuple[SecretStr, ...]:
-    return tuple(SecretStr(k.strip()) for k in raw.split(",") if k.strip())
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(config: Config, where: str) -> None:
-    """Refuse to serve a non-loopback address without strong client keys."""
-    server = config.server
-    if is_loopback(server.host) or server.allow_unauthenticated:
-        return
-    if not config.client_keys:
-        raise ConfigError(
-            f"{where}: server.host is {server.host}, which is not loopback, and "
-            f"{server.api_keys_env} holds no client keys; set {server.api_keys_env} "
-            "(comma-separated keys) or set server.allow_unauthenticated = true"
-        )
-    if any(len(k.get_secret_value()) < MIN_KEY_LENGTH for k in config.client_keys):
-        raise ConfigError(
-            f"{where}: a key in {server.api_keys_env} is shorter than {MIN_KEY_LENGTH} "
-            "characters; use long random keys (e.g. `openssl rand -hex 24`) on a non-loopback address"
-        )
 
 
 __all__ = ["Config", "ConfigError", "RouteSettings", "ServerSettings", "Upstream", "UpstreamSettings",

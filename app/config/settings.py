@@ -9,40 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from .clients import ClientSettings, LimitsSettings
+from .names import EnvName, Name
 from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings, TargetFields
 
 # OpenAI stops every new self-serve fine-tuning job after this day (any base model).
 OPENAI_FINE_TUNING_UNTIL = dt.date(2027, 1, 6)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _route_name(value: str) -> str:
-    if not NAME_PATTERN.match(value):
-        raise ValueError("a name starts with a letter or digit and has at most 128 letters, digits "
-                         "and . _ : / @ - (no spaces)")
-    return value
-
-
-def _env_name(value: str) -> str:
-    # NOTE: the message must never contain the value: it is often the secret itself.
-    if not ENV_NAME_PATTERN.match(value):
-        raise ValueError("looks like a key, not a variable name: put the key in an environment "
-                         "variable and name that here (letters, digits and _)")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_route_name)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-
 
 class ServerSettings(BaseModel):
     """``[server]``: where the proxy listens and who may call it.
@@ -294,11 +273,15 @@ class Config(BaseModel):
     usage: UsageSettings = Field(default_factory=UsageSettings)
     fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
     prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    clients: dict[Name, ClientSettings] = Field(default_factory=dict)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     source: Path | None = Field(default=None, exclude=True)
     client_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
     admin_keys: tuple[SecretStr, ...] = Field(default=(), exclude=True)
     usage_url: SecretStr | None = Field(default=None, exclude=True)
     upstream_keys: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
+    client_key_sets: dict[str, tuple[SecretStr, ...]] = Field(default_factory=dict, exclude=True)
+    redis_url: SecretStr | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _routes_name_upstreams(self) -> Config:
@@ -313,6 +296,12 @@ class Config(BaseModel):
                         f"routes.{name}.{key}: unknown upstream '{upstream}'; "
                         f"define [upstreams.{upstream}] or use one of: {known}"
                     )
+        for name, client in self.clients.items():
+            for scoped in client.routes or ():
+                if scoped not in self.routes:
+                    known = ", ".join(sorted(self.routes))
+                    raise ValueError(f"clients.{name}.routes: unknown route '{scoped}'; use one of: {known} "
+                                     "(or leave routes out for all of them)")
         return self
 
     @property

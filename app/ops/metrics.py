@@ -37,7 +37,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("persona_proxy_requests", "Requests answered, by API and outcome.",
-                                ["route", "kind", "stream", "status", "api"], registry=r)
+                                ["route", "kind", "stream", "status", "api", "client"], registry=r)
         self.errors = Counter("persona_proxy_errors", "Requests that ended in an error, by error code.",
                               ["route", "code"], registry=r)
         self.duration = Histogram("persona_proxy_request_duration_seconds", "Whole request duration.",
@@ -65,17 +65,22 @@ class Metrics:
         self.shadow_skipped = Counter("persona_proxy_shadow_skipped",
                                       "Sampled requests not shadowed because the shadow was at max_in_flight.",
                                       ["route", "target"], registry=r)
+        self.limited = Counter("persona_proxy_limited", "Requests refused by a client's limit.",
+                               ["client", "limit", "party"], registry=r)
+        self.limits_store_errors = Counter(
+            "persona_proxy_limits_store_errors", "Requests admitted (open) or refused (closed) because the limits "
+            "store did not answer.", ["mode"], registry=r)
         # labels() locks and hashes every time: each route's children are looked up once, then kept.
         self._route_children: dict[str, _RouteChildren] = {}
 
     def observe_all(self, records: Sequence[Completed]) -> None:
         """Count a batch of completed requests: each counter moves once per batch, not per request."""
-        requests: collections.Counter[tuple[str, str, bool, int, str]] = collections.Counter()
+        requests: collections.Counter[tuple[str, str, bool, int, str, str]] = collections.Counter()
         prompt: collections.Counter[str] = collections.Counter()
         completion: collections.Counter[str] = collections.Counter()
         for done in records:
             route = done.route
-            requests[route, done.kind, done.stream, done.status, done.api] += 1
+            requests[route, done.kind, done.stream, done.status, done.api, done.client or ""] += 1
             if done.kind == "shadow":
                 # Tokens a shadow spends are counted; its latency and errors are nobody's experience.
                 prompt[route] += done.prompt_tokens or 0
@@ -94,8 +99,8 @@ class Metrics:
                 self.errors.labels(route, done.error_code).inc()
             if done.failover:
                 self.failovers.labels(route).inc()
-        for (route, kind, stream, status, api), count in requests.items():
-            self.requests.labels(route, kind, "yes" if stream else "no", str(status), api).inc(count)
+        for (route, kind, stream, status, api, client), count in requests.items():
+            self.requests.labels(route, kind, "yes" if stream else "no", str(status), api, client).inc(count)
         for route, count in prompt.items():
             self._children(route).prompt_tokens.inc(count)
         for route, count in completion.items():

@@ -44,6 +44,7 @@ class Completed(NamedTuple):
     api: str = "chat"  # chat | responses: which API the client called
     role: str = "primary"  # primary | fallback | canary | shadow: the target's part in its route
     conversation: str | None = None  # a hash of the conversation key, on routes with canaries, shadows or a dataset
+    client: str | None = None  # the [clients.NAME] whose key it was (None: a key from api_keys_env, or no key)
 
 
 def reported_tokens(usage: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
@@ -67,12 +68,12 @@ CREATE TABLE IF NOT EXISTS usage (
     kind TEXT NOT NULL, stream {flag} NOT NULL, status INTEGER NOT NULL, error_code TEXT,
     key_id TEXT, user_id TEXT, prompt_tokens BIGINT, completion_tokens BIGINT,
     ttfb_ms {real}, duration_ms {real} NOT NULL, failover {flag} NOT NULL, api TEXT NOT NULL DEFAULT 'chat',
-    role TEXT NOT NULL DEFAULT 'primary', conversation TEXT
+    role TEXT NOT NULL DEFAULT 'primary', conversation TEXT, client TEXT
 )"""
 # Columns added since the table was first made: older tables get them, their rows counted as chat
 # requests served by the primary.
 _ADDED = {"api": "api TEXT NOT NULL DEFAULT 'chat'", "role": "role TEXT NOT NULL DEFAULT 'primary'",
-          "conversation": "conversation TEXT"}
+          "conversation": "conversation TEXT", "client": "client TEXT"}
 _ADD_COLUMN = "ALTER TABLE usage ADD COLUMN {if_not_exists}{column}"
 
 
@@ -213,3 +214,21 @@ def since_epoch(spec: str, now: float | None = None) -> float:
         return dt.datetime.fromisoformat(spec).replace(tzinfo=dt.UTC).timestamp()
     except ValueError:
         raise ValueError(f"--since takes 7d, 12h, 30m or a date like 2026-11-01, not {spec!r}") from None
+
+
+def spent_since(store: Store, since: float) -> list[tuple[str, str | None, str, str, int, int]]:
+    """Tokens per client, end user, model and UTC day since ``since``: what rebuilds budgets at start-up.
+
+    Shadow calls are left out: they are the operator's, not the client's.
+    """
+    if not store.exists():
+        return []
+    db = store.connect(read_only=True)
+    try:
+        rows = db.execute(
+            f"SELECT client, user_id, model, {store.day}, sum(coalesce(prompt_tokens, 0)), "
+            "sum(coalesce(completion_tokens, 0)) FROM usage WHERE time >= "
+            f"{store.param} AND client IS NOT NULL AND kind <> 'shadow' GROUP BY 1, 2, 3, 4", (since,)).fetchall()
+    finally:
+        db.close()
+    return [(str(c), u, str(m), str(d), int(p or 0), int(o or 0)) for c, u, m, d, p, o in rows]

@@ -13,8 +13,16 @@ from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from .apis import CHAT, Api
-from .auth import KEY_ID_SCOPE, bearer_token
-from .errors import AuthenticationFailed, NotFound, ProxyError, log_rejected, render, render_unexpected
+from .auth import CLIENT_SCOPE, KEY_ID_SCOPE, bearer_token
+from .errors import (
+    AuthenticationFailed,
+    NotFound,
+    ProxyError,
+    log_rejected,
+    model_not_found,
+    render,
+    render_unexpected,
+)
 from .guard import ClientGone
 from .request import parse_chat_request, parse_responses_request, read_body
 from .routing import Route
@@ -36,14 +44,21 @@ async def health(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
-    """The routes, as OpenAI model objects."""
-    routes = request.app.state.routes
-    return _json({"object": "list", "data": [_model(request, r) for r in routes if not r.settings.hidden]})
+    """The routes the caller's key may use, as OpenAI model objects."""
+    routes, admission = request.app.state.routes, request.app.state.admission
+    client = request.scope.get(CLIENT_SCOPE)
+    return _json({"object": "list", "data": [_model(request, r) for r in routes if not r.settings.hidden
+                                             and (admission is None or admission.allows(client, r))]})
 
 
 async def get_model(request: Request) -> Response:
-    """One route as an OpenAI model object, or 404 ``model_not_found``."""
-    return _json(_model(request, request.app.state.routes.resolve(request.path_params["model"])))
+    """One route as an OpenAI model object, or 404 ``model_not_found`` (also for a route outside the key's scope)."""
+    model = request.path_params["model"]
+    route = request.app.state.routes.resolve(model)
+    admission = request.app.state.admission
+    if admission is not None and not admission.allows(request.scope.get(CLIENT_SCOPE), route):
+        raise model_not_found(model)
+    return _json(_model(request, route))
 
 
 def _model(request: Request, route: Route) -> dict[str, object]:
@@ -90,7 +105,7 @@ class ChatEndpoint:
         try:
             raw = await read_body(scope, receive, self.max_body_bytes)
             await self.service.serve(self.parse(raw), scope["headers"], receive, tracked_send,
-                                     scope.get(KEY_ID_SCOPE), self.api)
+                                     scope.get(KEY_ID_SCOPE), self.api, scope.get(CLIENT_SCOPE))
         except ProxyError as err:
             log_rejected("POST", self.path, err)
             await render(err)(scope, receive, send)

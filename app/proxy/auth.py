@@ -7,49 +7,17 @@ method is covered; only ``/health`` is open.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Iterable
-
-from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..clients.keys import ProxyKeys
 from .errors import AuthenticationFailed, log_rejected, render
+
+__all__ = ["CLIENT_SCOPE", "KEY_ID_SCOPE", "ProxyKeyAuth", "ProxyKeys", "bearer_token"]
 
 # /metrics checks the admin key itself.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
 KEY_ID_SCOPE = "persona_proxy.key_id"
-
-
-def _digest(key: str | bytes) -> bytes:
-    raw = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key
-    return hashlib.sha256(raw).digest()
-
-
-class ProxyKeys:
-    """The accepted client keys, compared in constant time."""
-
-    def __init__(self, keys: Iterable[SecretStr]) -> None:
-        self.replace(keys)
-
-    def replace(self, keys: Iterable[SecretStr]) -> None:
-        """Swap in a new key set (config reload); one assignment, so never half-updated."""
-        # Comparing fixed-length digests keeps timing independent of key length.
-        self._digests = tuple(_digest(k.get_secret_value()) for k in keys)
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def accepts(self, presented: bytes) -> bool:
-        return self.key_id(presented) is not None
-
-    def key_id(self, presented: bytes) -> str | None:
-        """A short, stable id of an accepted key (for usage records), or None if it is not accepted."""
-        candidate = _digest(presented)
-        ok = False
-        for digest in self._digests:
-            ok |= hmac.compare_digest(candidate, digest)
-        return "key-" + candidate.hex()[:10] if ok else None
+CLIENT_SCOPE = "persona_proxy.client"
 
 
 def bearer_token(header: bytes | None) -> bytes | None:
@@ -78,11 +46,11 @@ class ProxyKeyAuth:
             error = AuthenticationFailed(
                 "Missing API key: send your persona-proxy key as 'Authorization: Bearer <key>'."
             )
-        elif (key_id := self.keys.key_id(token)) is None:
+        elif (identity := self.keys.identify(token)) is None:
             # The presented key is never echoed, not even masked.
             error = AuthenticationFailed("Incorrect API key provided for persona-proxy.")
         else:
-            scope[KEY_ID_SCOPE] = key_id
+            scope[KEY_ID_SCOPE], scope[CLIENT_SCOPE] = identity
             return await self.app(scope, receive, send)
         error.headers["www-authenticate"] = "Bearer"
         log_rejected(scope["method"], scope["path"], error)

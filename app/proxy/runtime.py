@@ -20,10 +20,17 @@ import httpx
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from ..clients.demand import PriceBook
+from ..clients.gate import Gate
+from ..clients.limits import Store as LimitsStore
+from ..clients.local import LocalStore
+from ..clients.restore import budgeted, rebuild_budgets
 from ..config import Config, ConfigError, load_config
 from ..ops.metrics import Metrics
 from ..ops.recorder import Recorder
 from ..ops.usage import store_for
+from ..tuning.tokens import TokenCounter, load_counter
+from .admission import Admission
 from .api import CHAT_PATH, RESPONSES_PATH, ChatEndpoint
 from .apis import RESPONSES
 from .auth import ProxyKeyAuth, ProxyKeys
@@ -62,6 +69,9 @@ class Runtime:
         self.shadows = Shadows(metrics, self.recorder.submit, self.live,
                                forward_user_id=config.server.forward_user_id)
         self.chat: ChatService | None = None
+        self.limits_store: LimitsStore | None = None
+        self.admission: Admission | None = None
+        self._counter: list[TokenCounter] = []
         # POST path -> the endpoint serving it; replaced whole on reload, emptied at stop.
         self.endpoints: dict[str, ASGIApp] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -75,6 +85,8 @@ class Runtime:
             self.recorder.store = store_for(self.config.usage_file, url)
         self.recorder.start()
         self.live.start()
+        if self.config.clients:
+            self.limits_store = await open_limits_store(self.config)
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -97,6 +109,8 @@ class Runtime:
                 await client.aclose()
         await self.live.close()  # what it measures now is still written below
         await self.recorder.close()
+        if self.limits_store is not None:
+            await self.limits_store.close()  # settlements still queued are sent first
 
     def _on_sighup(self) -> None:
         self._spawn(self.reload())
@@ -163,20 +177,37 @@ class Runtime:
         self.shadows.forward_user_id = config.server.forward_user_id
         self.live.keep_replies = config.fidelity.keep_replies
         succession = Succession(self.shadows, self.live, config.fidelity.sample)
+        self.admission = self._admission(config)
         self.chat = ChatService(routes, clients, forward_user_id=config.server.forward_user_id,
                                 lifecycle=self.lifecycle, metrics=self.metrics, record=self.recorder.submit,
-                                succession=succession)
-        self.client_keys.replace(config.client_keys)
+                                succession=succession, admission=self.admission)
+        self.client_keys.replace(config.client_keys, config.client_key_sets)
         self.admin_keys.replace(config.admin_keys)
         # The one assignment new requests see: they get the new routes, clients and keys together.
         limit = config.server.max_body_bytes
         self.endpoints = {CHAT_PATH: ProxyKeyAuth(ChatEndpoint(self.chat, limit), self.client_keys),
                           RESPONSES_PATH: ProxyKeyAuth(ChatEndpoint(self.chat, limit, RESPONSES), self.client_keys)}
         self.app.state.config, self.app.state.routes, self.app.state.chat = config, routes, self.chat
+        self.app.state.admission = self.admission
         if self._watcher is not None:
             self._watcher.cancel()
         if config.server.check_models:
             self._watcher = asyncio.ensure_future(watch_models(self.lifecycle, routes, clients))
+
+    def _admission(self, config: Config) -> Admission | None:
+        if not config.clients:
+            return None
+        if self.limits_store is None:
+            # Clients first appeared in a reload: they count in this process until a restart brings Redis.
+            self.limits_store = LocalStore()
+        gate = Gate(config.clients, config.limits, PriceBook(config.prices), self.limits_store, self.metrics)
+        return Admission(gate, self.counter, config.limits.default_max_tokens)
+
+    def counter(self) -> TokenCounter:
+        """The prompt tokenizer, loaded on the first request that needs one."""
+        if not self._counter:
+            self._counter.append(load_counter())
+        return self._counter[0]
 
     async def _close_when_idle(self, clients: Mapping[Any, UpstreamClient]) -> None:
         deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT_SECONDS
@@ -201,6 +232,38 @@ async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mappin
         await asyncio.gather(*(learn(name) for name in sorted(used)))
         log_warnings(lifecycle, routes)
         await asyncio.sleep(interval)
+
+
+async def open_limits_store(config: Config) -> LimitsStore:
+    """Redis when the config names it (reachable or not: the failure mode covers it), else this process."""
+    limits = config.limits
+    if config.redis_url is not None:
+        from ..clients.redis_store import RedisStore
+
+        store = RedisStore(config.redis_url.get_secret_value(), limits.store_timeout_ms / 1000)
+        reachable = await store.ping()
+        mode = "serving without limits" if limits.on_store_error == "open" else "answering 503 limits_unavailable"
+        if reachable:
+            logger.info("client limits: counted in Redis (%s), shared by every worker and replica",
+                        limits.redis_url_env)
+        else:
+            logger.error("client limits: Redis (%s) is not reachable; until it is, on_store_error = %r: %s",
+                         limits.redis_url_env, limits.on_store_error, mode)
+        return store
+    local = LocalStore()
+    if budgeted(config.clients) and config.usage.enabled:
+        url = config.usage_url.get_secret_value() if config.usage_url else None
+        try:
+            rows = await asyncio.to_thread(rebuild_budgets, local, Gate(config.clients, limits,
+                                           PriceBook(config.prices), local), config.clients,
+                                           PriceBook(config.prices), store_for(config.usage_file, url))
+            logger.info("client limits: counted in this process; budgets rebuilt from %d usage group(s)", rows)
+        except Exception as exc:  # an unreadable usage store must not stop the proxy; say what it means
+            logger.error("client limits: budgets could not be rebuilt from the usage records (%s); they start at "
+                         "0 for this period", type(exc).__name__)
+    else:
+        logger.info("client limits: counted in this process (exact for one worker)")
+    return local
 
 
 def transport_for(kind: str) -> httpx.AsyncBaseTransport | None:

@@ -70,7 +70,7 @@ def create_app(
     config: Config, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> ProxyApp:
     """Build the proxy for ``config``; ``transports`` replaces upstream transports by name."""
-    client_keys, admin_keys = ProxyKeys(config.client_keys), ProxyKeys(config.admin_keys)
+    client_keys, admin_keys = ProxyKeys(config.client_keys, config.client_key_sets), ProxyKeys(config.admin_keys)
 
     @asynccontextmanager
     async def lifespan(app: ProxyApp) -> AsyncIterator[None]:
@@ -89,6 +89,7 @@ def create_app(
     app.state.config = config
     app.state.routes = RouteTable.from_config(config)
     app.state.metrics = Metrics()
+    app.state.admission = None  # set with the runtime: clients' scopes and limits
     app.state.admin_keys = admin_keys
     app.add_exception_handler(ProxyError, handle_proxy_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
@@ -107,7 +108,9 @@ def _with_cors(app: ASGIApp, origins: list[str]) -> ASGIApp:
         app, allow_origins=origins, allow_credentials=False, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"], max_age=600,
         expose_headers=["x-request-id", "x-persona-target", "x-upstream-request-id", "retry-after",
-                        "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"])
+                        "retry-after-ms", "x-should-retry",
+                        *(f"x-ratelimit-{part}-{kind}" for part in ("limit", "remaining", "reset")
+                          for kind in ("requests", "tokens"))])
 
 
 def _log_start(config: Config, routes: RouteTable) -> None:

@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Send
+from starlette.types import Message, Receive, Send
 
 from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
 from ..ops.usage import Completed, reported_tokens
+from .admission import Admission
 from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
+from .openwebui import MAX_NAME
 from .planning import Headers, Plan, ask_for_usage, plan_request, should_fail_over, signals_retirement
+from .preview import body_preview
 from .relay import StreamRelay, raw_headers, timeout_error
 from .routing import Route, RouteTable, Target
 from .succession import Succession, Turn
@@ -43,8 +45,9 @@ class ChatService:
     def __init__(self, routes: RouteTable, clients: Mapping[str, UpstreamClient],
                  *, forward_user_id: bool = False, lifecycle: Lifecycle | None = None,
                  record: Callable[[Completed], None] | None = None, metrics: Metrics | None = None,
-                 succession: Succession | None = None) -> None:
+                 succession: Succession | None = None, admission: Admission | None = None) -> None:
         self.routes = routes
+        self.admission = admission
         self.succession = succession
         self.clients = clients
         self.forward_user_id = forward_user_id
@@ -54,10 +57,16 @@ class ChatService:
         self.metrics = metrics
 
     async def serve(self, body: dict[str, Any], headers: Headers, receive: Receive, send: Send,
-                    key_id: str | None = None, api: Api = CHAT) -> None:
+                    key_id: str | None = None, api: Api = CHAT, client: str | None = None) -> None:
         """Answer one checked request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
+        ticket = await self.admission.admit(client, route, body, headers, api) if self.admission else None
+        if ticket is not None and ticket.headers:
+            send = _adding(send, ticket.headers)
         exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")), api=api)
+        exchange.client_name = client
+        user = body.get("user")
+        exchange.body_user = user[:MAX_NAME] if isinstance(user, str) and user else None
         # One call out for the plan (canary, shadows, sampling) and one after the reply, on routes that have them.
         turn = exchange.turn = self.succession.start(route, body, headers, key_id, api) \
             if route.succession and self.succession is not None else None
@@ -73,6 +82,8 @@ class ChatService:
         except ProxyError as err:
             exchange.status, exchange.error, exchange.error_code = err.status, err.message, err.code
             err.logged = exchange.plan is not None  # the access line below tells of it
+            if ticket is not None:
+                err.headers.update((k.decode(), v.decode()) for k, v in ticket.headers)
             raise
         except asyncio.CancelledError:
             # The server is shutting down and its grace period is over.
@@ -86,6 +97,8 @@ class ChatService:
                 raise late from None
             await exchange.stream.fail(send, late)
         finally:
+            if ticket is not None:
+                ticket.settle(exchange.model, *exchange.used(ticket.prompt_estimate))
             exchange.log()
             if self.record is not None and exchange.plan is not None:
                 self.record(exchange.completed())
@@ -151,6 +164,9 @@ class _Exchange:
         self.error: str | None = None
         self.turn: Turn | None = None
         self.body: bytes | None = None  # a whole answer as the client got it, when its turn measures it
+        self.size = 0  # a whole answer's length
+        self.client_name: str | None = None
+        self.body_user: str | None = None  # the end user when Open WebUI's header does not name one
 
     async def relay(self, upstream: UpstreamResponse, send: Send, guard: Guard) -> None:
         assert self.client is not None and self.plan is not None
@@ -176,6 +192,7 @@ class _Exchange:
             return
         body, self.usage = await self.via.read(upstream, guard, idle, self.route.name_json, self.plan.body)
         self.responded = True
+        self.size = len(body)
         if self.turn is not None and self.turn.measure:
             self.body = body
         await send({"type": "http.response.start", "status": upstream.status_code,
@@ -214,6 +231,23 @@ class _Exchange:
         """Prompt and completion tokens the upstream reported, in either API's words."""
         return reported_tokens(self.stream.usage if self.stream is not None else self.usage)
 
+    @property
+    def model(self) -> str | None:
+        """The model id the upstream was asked for (what [prices] are keyed by)."""
+        return str(self.plan.body.get("model") or self.plan.target.model) if self.plan is not None else None
+
+    def used(self, prompt_estimate: int) -> tuple[int, int]:
+        """Tokens to settle at: as reported, else as far as can be told (a client that hung up mid-stream)."""
+        prompt, completion = self.tokens()
+        if prompt is not None and completion is not None:
+            return prompt, completion
+        if self.plan is None or not 0 < self.status < 400:
+            return prompt or 0, completion or 0  # nothing was generated, or the upstream refused it
+        if completion is None:
+            # A streamed chunk carries about a token; a whole answer about four bytes of JSON a token.
+            completion = self.stream.events if self.stream is not None else self.size // 4
+        return (prompt if prompt is not None else prompt_estimate), completion
+
     def completed(self) -> Completed:
         """This request's usage record (positional: it is built once per request)."""
         plan = self.plan
@@ -230,9 +264,10 @@ class _Exchange:
         return Completed(
             time.time(), self.route.name, plan.upstream, str(plan.body.get("model") or plan.target.model),
             "task" if plan.task else "chat", self.wants_stream, self.status, error_code, self.key_id,
-            plan.caller.user_id, prompt_tokens, completion_tokens,
+            plan.caller.user_id or self.body_user, prompt_tokens, completion_tokens,
             (first - self.started) * 1000 if first else None, (now - self.started) * 1000, self.failover,
-            self.api.name, plan.target.role, self.turn.conversation if self.turn is not None else None)
+            self.api.name, plan.target.role, self.turn.conversation if self.turn is not None else None,
+            self.client_name)
 
     def log(self) -> None:
         if not logger.isEnabledFor(logging.INFO):
@@ -252,7 +287,8 @@ class _Exchange:
         for name, count in zip(("prompt_tokens", "completion_tokens"), self.tokens(), strict=True):
             if count is not None:
                 fields[name] = count
-        for name, value in (("task", plan.task), ("user", plan.caller.user_id), ("chat", plan.caller.chat_id),
+        for name, value in (("client", self.client_name), ("task", plan.task), ("user", plan.caller.user_id),
+                            ("chat", plan.caller.chat_id),
                             ("error", self.error or (stream.error if stream else None))):
             if value:
                 fields[name] = value
@@ -261,26 +297,15 @@ class _Exchange:
         logger.info("%s %s", fields["kind"], text, extra={"fields": fields})
 
 
+def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """``send`` with ``headers`` added to the response's start (a limited client's x-ratelimit-* headers)."""
+    async def adding(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message["headers"], *headers]
+        await send(message)
+
+    return adding
+
+
 def _yes_no(value: Any) -> Any:
     return ("yes" if value else "no") if isinstance(value, bool) else value
-
-
-SECRET_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|authorization)$", re.IGNORECASE)
-PREVIEW_CHARS = 200
-
-
-def body_preview(body: Any) -> str:
-    """The upstream body for a debug line: secret-looking fields redacted, long strings cut short."""
-    def shorten(value: Any, key: str = "") -> Any:
-        if SECRET_FIELD.search(key):
-            return "[redacted]"
-        if isinstance(value, dict):
-            return {k: shorten(v, str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [shorten(v) for v in value]
-        if isinstance(value, str) and len(value) > PREVIEW_CHARS:
-            return f"{value[:PREVIEW_CHARS]}…(+{len(value) - PREVIEW_CHARS} chars)"
-        return value
-
-    return orjson.dumps(shorten(body)).decode()
-

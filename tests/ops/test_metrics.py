@@ -48,8 +48,8 @@ model = "gpt-4.1-mini"
         metrics = http.get("/metrics", headers={"authorization": f"Bearer {admin}"})
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert 'persona_proxy_requests_total{api="chat",kind="chat",route="maid",status="200",stream="no"} 2.0' in text
-    assert 'persona_proxy_requests_total{api="chat",kind="chat",route="maid",status="200",stream="yes"} 1.0' in text
+    assert 'persona_proxy_requests_total{api="chat",client="",kind="chat",route="maid",status="200",stream="no"} 2.0' in text
+    assert 'persona_proxy_requests_total{api="chat",client="",kind="chat",route="maid",status="200",stream="yes"} 1.0' in text
     assert 'persona_proxy_errors_total{code="invalid_value",route="maid"} 1.0' in text
     assert 'persona_proxy_failovers_total{route="maid"} 1.0' in text
     assert 'persona_proxy_tokens_total{route="maid",type="prompt"} 15.0' in text  # the stream reported usage too
@@ -83,7 +83,7 @@ model = "{FT_MODEL}"
     (tmp_path / "prom").mkdir()
     env = {**os.environ, "PERSONA_PROXY_API_KEYS": "", "PERSONA_PROXY_ADMIN_KEYS": admin,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"), "PERSONA_PROXY_DATA_DIR": str(tmp_path / "data")}
-    line = 'persona_proxy_requests_total{api="chat",kind="chat",route="maid",status="200",stream="no"} 20.0'
+    line = 'persona_proxy_requests_total{api="chat",client="",kind="chat",route="maid",status="200",stream="no"} 20.0'
     with serve_process(["--config", str(config), "--workers", "2"], env=env) as (_, base):
         for _ in range(20):  # a connection each, so both workers serve some
             assert httpx.post(base + "/v1/chat/completions", json=CHAT, timeout=10).status_code == 200

@@ -29,7 +29,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 def requests(metrics: Metrics, stream: str = "no", status: str = "200", api: str = "chat") -> float | None:
     return sample(metrics, "persona_proxy_requests_total", route="maid", kind="chat", stream=stream,
-                  status=status, api=api)
+                  status=status, api=api, client="")
 
 
 def test_a_batch_moves_each_metric_as_the_requests_one_by_one_would():

@@ -70,9 +70,9 @@ def test_an_unwritable_usage_store_never_fails_a_request(make_proxy, fake, tmp_p
     assert proxy.in_flight() == 0
 
 
-def row(*values: object) -> tuple[object, ...]:
-    """A usage row as the chat API writes it for a route's primary (``api``, ``role``, ``conversation`` last)."""
-    return (*values, "chat", "primary", None)
+def row(*values: object, client: str | None = None) -> tuple[object, ...]:
+    """A usage row as the chat API writes it for a route's primary (``api``, ``role``, ``conversation``, ``client``)."""
+    return (*values, "chat", "primary", None, client)
 
 
 def test_usage_report(tmp_path, fake):
@@ -216,11 +216,11 @@ def test_a_usage_file_from_before_the_api_column_gets_it(tmp_path):
         db.execute("INSERT INTO usage VALUES (1, 'maid', 'f', 'm', 'chat', 0, 200, NULL, NULL, NULL, 1, 1, NULL, 1, 0)")
     store = SqliteStore(path)
     store.write([(2, "maid", "f", "m", "chat", 0, 200, None, None, None, 1, 1, None, 1.0, 0, "responses", "canary",
-                  "c0ffee")])
+                  "c0ffee", "bot")])
     store.reset()
     with sqlite3.connect(path) as db:
-        found = db.execute("SELECT api, role, conversation FROM usage ORDER BY time").fetchall()
-        assert found == [("chat", "primary", None), ("responses", "canary", "c0ffee")]
+        found = db.execute("SELECT api, role, conversation, client FROM usage ORDER BY time").fetchall()
+        assert found == [("chat", "primary", None, None), ("responses", "canary", "c0ffee", "bot")]
 
 
 ROUND_TRIP = [

@@ -1,0 +1,158 @@
+"""The one place the HTTP path enters: admit a request with a reservation, settle it when it ends.
+
+The gate knows the clients (scopes, limits), the prices and the store. The
+proxy hands it who is calling and the request's worst case; it answers a
+:class:`Ticket` (with the ``x-ratelimit-*`` headers for the answer) or raises
+:class:`Limited`. When the store cannot be reached, ``on_store_error``
+decides: ``open`` admits without counting (logged once per interval,
+counted), ``closed`` raises :class:`LimitsUnavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..config.clients import ClientSettings, LimitsSettings
+from ..ops.metrics import Metrics
+from .demand import PriceBook
+from .limits import BUDGET, PARALLEL, RPM, TPM, Admitted, Ask, Party, PartyState, Refused, Store, StoreUnavailable
+from .words import headers_for, refusal_message
+
+logger = logging.getLogger(__name__)
+STORE_LOG_SECONDS = 10.0
+
+
+class Demand(NamedTuple):
+    """A request's worst case, as the proxy counted it."""
+
+    prompt_tokens: int
+    max_output: int
+    models: tuple[str, ...]  # every model that may serve it, for the dearest price
+
+
+class Limited(Exception):
+    """Over a limit: the 429 to answer, in words and headers."""
+
+    def __init__(self, message: str, limit: str, headers: dict[str, str], client: str) -> None:
+        super().__init__(message)
+        self.message, self.limit, self.headers, self.client = message, limit, headers, client
+
+    @property
+    def quota(self) -> bool:
+        return self.limit == BUDGET
+
+
+class LimitsUnavailable(Exception):
+    """The store did not answer and ``on_store_error = "closed"``."""
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted request's hold; settle it exactly once."""
+
+    gate: Gate
+    ask: Ask | None  # None: admitted without counting (the store was down, failure mode open)
+    headers: list[tuple[bytes, bytes]]
+    prompt_estimate: int = 0  # the counted prompt, settled at when the upstream reports none
+    settled: bool = False
+
+    def settle(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> None:
+        if self.settled or self.ask is None:
+            return
+        self.settled = True
+        cost = self.gate.prices.cost(model, prompt_tokens, completion_tokens) if model else 0
+        self.gate.store.settle(self.ask, prompt_tokens + completion_tokens, cost)
+
+
+class Gate:
+    def __init__(self, clients: Mapping[str, ClientSettings], limits: LimitsSettings, prices: PriceBook,
+                 store: Store, metrics: Metrics | None = None) -> None:
+        self.clients = clients
+        self.limits = limits
+        self.prices = prices
+        self.store = store
+        self.metrics = metrics
+        self._tickets = itertools.count()
+        self._prefix = secrets.token_hex(4)
+        self._store_failures = 0
+        self._logged_at = -math.inf
+
+    def allows(self, client: str | None, route: str) -> bool:
+        """Whether a client's scope includes a route (keys with no client reach every route)."""
+        settings = self.clients.get(client) if client is not None else None
+        return settings is None or settings.routes is None or route in settings.routes
+
+    def limited(self, client: str | None) -> ClientSettings | None:
+        settings = self.clients.get(client) if client is not None else None
+        return settings if settings is not None and settings.limited else None
+
+    def parties(self, client: str, settings: ClientSettings, end_user: str | None) -> tuple[Party, ...]:
+        found = []
+        if settings.any:
+            found.append(Party.of("{" + client + "}", settings))
+        if end_user is not None and settings.per_user.any:
+            # Hashed: an end-user id is the client's to know, and may be long or odd; the key is neither.
+            user = hashlib.blake2b(end_user.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+            found.append(Party.of("{" + client + "}:u:" + user, settings.per_user, per_user=True))
+        return tuple(found)
+
+    async def admit(self, client: str, settings: ClientSettings, end_user: str | None,
+                    demand: Demand | None) -> Ticket:
+        """Admit a request of a limited client, or raise :class:`Limited` (or :class:`LimitsUnavailable`)."""
+        parties = self.parties(client, settings, end_user)
+        if not parties:
+            return Ticket(self, None, [])
+        tokens, cost = 0, 0
+        if demand is not None:
+            tokens = demand.prompt_tokens + demand.max_output
+            price_in, price_out = self.prices.bound(demand.models)
+            cost = math.ceil(demand.prompt_tokens * price_in + demand.max_output * price_out)
+        ask = Ask(parties, tokens, cost, f"{self._prefix}-{next(self._tickets):x}")
+        try:
+            answer = await self.store.admit(ask)
+        except StoreUnavailable as exc:
+            return self._store_failed(client, exc)
+        if isinstance(answer, Refused):
+            raise self._refused(client, ask, answer)
+        return Ticket(self, ask, headers_for(parties, answer.states), demand.prompt_tokens if demand else 0)
+
+    def _refused(self, client: str, ask: Ask, refused: Refused) -> Limited:
+        party = ask.parties[refused.party]
+        message, headers = refusal_message(client, party, refused, ask)
+        logger.warning("limited client=%s limit=%s%s", client, refused.limit, " per_user" if party.per_user else "",
+                       extra={"fields": {"client": client, "limit": refused.limit, "per_user": party.per_user}})
+        if self.metrics is not None:
+            self.metrics.limited.labels(client, refused.limit, "user" if party.per_user else "client").inc()
+        return Limited(message, refused.limit, headers, client)
+
+    def _store_failed(self, client: str, exc: StoreUnavailable) -> Ticket:
+        mode = self.limits.on_store_error
+        self._store_failures += 1
+        if self.metrics is not None:
+            self.metrics.limits_store_errors.labels(mode).inc()
+        now = time.monotonic()
+        if now - self._logged_at >= STORE_LOG_SECONDS:
+            self._logged_at = now
+            action = "serving without limits" if mode == "open" else "answering 503 limits_unavailable"
+            logger.error("limits store unavailable (%s): %s (on_store_error = %r); %d request(s) affected since "
+                         "the last line", exc, action, mode, self._store_failures)
+            self._store_failures = 0
+        if mode == "closed":
+            raise LimitsUnavailable(client)
+        return Ticket(self, None, [])
+
+    async def states(self, client: str, settings: ClientSettings) -> tuple[PartyState, ...]:
+        """The client's own counters now (not its end users'), for `persona-proxy clients` and the console."""
+        return await self.store.states(self.parties(client, settings, None))
+
+
+__all__ = ["BUDGET", "PARALLEL", "RPM", "TPM", "Admitted", "Demand", "Gate", "Limited", "LimitsUnavailable",
+           "Ticket"]

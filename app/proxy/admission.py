@@ -1,0 +1,104 @@
+"""Where the HTTP path meets :mod:`app.clients`: scope, admission and the answers it turns into.
+
+The serving core calls :meth:`Admission.admit` once a route is resolved and
+gets a :class:`~app.clients.gate.Ticket` (or None for a client without
+limits), and settles it when the request ends; everything about keys,
+limits and stores stays behind the gate. A refusal becomes a 429 in
+OpenAI's shape, a failed store in closed mode a 503 ``limits_unavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..clients.demand import choices, max_output, prompt_tokens
+from ..clients.gate import Demand, Gate, Limited, LimitsUnavailable, Ticket
+from ..tuning.tokens import TokenCounter
+from .apis import CHAT, Api
+from .errors import ProxyError, ServiceUnavailable, model_not_found
+from .openwebui import MAX_NAME
+from .planning import Headers
+from .routing import Route
+
+USER_HEADER = b"x-openwebui-user-id"
+
+
+class RateLimited(ProxyError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(ProxyError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+def end_user(headers: Headers, body: dict[str, Any]) -> str | None:
+    """Who is behind a request: Open WebUI's user header, which wins over the body's ``user``."""
+    for name, value in headers:
+        if name == USER_HEADER and value:
+            return value.decode("latin-1")[:MAX_NAME]
+    user = body.get("user")
+    return user[:MAX_NAME] if isinstance(user, str) and user else None
+
+
+class Admission:
+    """The gate as the serving core sees it; one per installed config."""
+
+    def __init__(self, gate: Gate, counter: Callable[[], TokenCounter], default_max_tokens: int) -> None:
+        self.gate = gate
+        self.counter = counter
+        self.default_max_tokens = default_max_tokens
+        # Per route: the persona's own tokens (the largest target's) and the models that may serve it.
+        self._routes: dict[str, tuple[int, tuple[str, ...]]] = {}
+
+    def allows(self, client: str | None, route: Route) -> bool:
+        return self.gate.allows(client, route.name)
+
+    async def admit(self, client: str | None, route: Route, body: dict[str, Any], headers: Headers,
+                    api: Api = CHAT) -> Ticket | None:
+        """Refuse a route outside the client's scope (as if it did not exist) or over a limit; else hold it."""
+        if not self.gate.allows(client, route.name):
+            raise model_not_found(body.get("model"))
+        settings = self.gate.limited(client)
+        if settings is None or client is None:
+            return None
+        demand = None
+        if settings.counts_tokens or settings.per_user.counts_tokens:
+            demand = self.demand(route, body, api)
+        try:
+            return await self.gate.admit(client, settings, end_user(headers, body), demand)
+        except Limited as limited:
+            cls = QuotaExceeded if limited.quota else RateLimited
+            err = cls(limited.message, headers=limited.headers)
+            if limited.limit != "budget_usd":
+                err.type = "tokens" if limited.limit == "tpm" else "requests"
+            raise err from None
+        except LimitsUnavailable:
+            raise ServiceUnavailable("persona-proxy cannot check this client's limits right now; retry shortly.",
+                                     code="limits_unavailable", headers={"retry-after": "1"}) from None
+
+    def demand(self, route: Route, body: dict[str, Any], api: Api) -> Demand:
+        """The request's worst case; a request that names no maximum output is given the default one."""
+        overhead, models = self._route_costs(route)
+        output = max_output(body, route.settings.params)
+        if output is None:
+            # Sent upstream too: a reservation is only a bound if the model cannot write past it.
+            body["max_tokens" if api is CHAT else "max_output_tokens"] = self.default_max_tokens
+            output = self.default_max_tokens * choices(body, route.settings.params)
+        return Demand(prompt_tokens(body, self.counter()) + overhead, output, models)
+
+    def _route_costs(self, route: Route) -> tuple[int, tuple[str, ...]]:
+        known = self._routes.get(route.name)
+        if known is None:
+            counter = self.counter()
+            overhead = max((counter.text(t.prompt or "") + sum(counter.text(m["content"]) + 4 for m in t.few_shot)
+                            for t in (*route.targets, *route.canaries)), default=0)
+            models = {t.model for t in (*route.targets, *route.canaries)}
+            if route.settings.task_model:
+                models.add(route.settings.task_model)
+            known = self._routes[route.name] = (overhead, tuple(sorted(models)))
+        return known
