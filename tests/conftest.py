@@ -14,6 +14,7 @@ import pytest
 from app.config import load_config
 from app.proxy.server import create_app
 
+from .fakes.redis import RedisServer, require_redis
 from .fakes.servers import ServerThread
 from .fakes.styles import AI_TALK, FT_MODEL, MAID, MAID_PROMPT, SIMPLIFIED, upstreams
 from .fakes.upstream import FakeOpenAI
@@ -162,3 +163,11 @@ def succession_proxy(make_proxy: Callable[..., Proxy], fake: FakeOpenAI, canary_
         return make_proxy(routes, extra_upstreams=extra + str(options.pop("extra_upstreams", "")), **options)
 
     return make
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (skipped where none is installed, except in CI)."""
+    server = RedisServer(require_redis(), tmp_path).start()
+    yield server
+    server.stop()

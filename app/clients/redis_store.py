@@ -46,8 +46,7 @@ class RedisStore:
 
         # No retries inside the client: a retry would multiply the timeout; the failure mode answers instead.
         self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                          retry=Retry(NoBackoff(), 0), max_connections=8,
-                                          lib_name=None, lib_version=None)
+                                          retry=Retry(NoBackoff(), 0), max_connections=8)
         self.timeout = timeout
         self.prefix = prefix
         self._sha = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ADMIT, SETTLE, REFRESH, STATES)}

@@ -46,9 +46,10 @@ local function civil_from_days(z)
   return y, m
 end
 
--- The budget period holding now: its key suffix and its end (Unix seconds).
-local function period(kind)
-  local day = math.floor(sec / 86400)
+-- The budget period holding a time (default now): its key suffix and its end (Unix seconds).
+local function period(kind, at)
+  at = at or sec
+  local day = math.floor(at / 86400)
   if kind == 'day' then return 'd' .. day, (day + 1) * 86400 end
   local y, m = civil_from_days(day)
   local ny, nm = y, m + 1
@@ -74,6 +75,9 @@ local function reclaim(base)
   end
 end
 """
+
+# For tests: the period a given time falls in, as the scripts compute it.
+PERIOD = COMMON + "local suffix, ends = period(ARGV[1], tonumber(ARGV[2]))\nreturn {suffix, ends}\n"
 
 # KEYS: each party's base. ARGV: ticket, lease_ms, tokens, cost, then per party rpm tpm par budget period
 # (0 for no limit). Returns {1, per party: requests, tokens, window_ms, spent, period_s, in_flight}
