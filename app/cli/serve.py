@@ -37,6 +37,13 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     server = config.server
+    if workers > 1 and config.redis_url is None:
+        limited = sorted(name for name, client in config.clients.items() if client.limited)
+        if limited:
+            # Each worker would count alone: every limit would silently be `workers` times larger.
+            raise UserError(f"clients {', '.join(limited)} have limits, and with --workers {workers} each worker "
+                            "would count them alone; set [limits] redis_url_env to share the counters "
+                            "(e.g. redis_url_env = \"PERSONA_PROXY_REDIS_URL\"), or run one worker")
     setup_logging(server.log_level, server.log_format)
     options = uvicorn_options(server, workers)
     sock = bind(server.host, server.port)

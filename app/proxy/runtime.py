@@ -87,6 +87,7 @@ class Runtime:
         self.live.start()
         if self.config.clients:
             self.limits_store = await open_limits_store(self.config)
+        await self._load_counter(self.config)
         self._install(self.config, self.routes, self._new_clients(self.config))
         # Not possible off the main thread (tests) or without SIGHUP (Windows).
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -160,6 +161,7 @@ class Runtime:
         if changed:
             logger.warning("config reload: server.%s take(s) effect at the next restart", ", server.".join(changed))
         old, old_shadows = self.clients, self.shadows.clients
+        await self._load_counter(config)
         self._install(config, routes, self._new_clients(config))
         for retired in (old, old_shadows):
             self._retired.append(retired)
@@ -202,6 +204,11 @@ class Runtime:
             self.limits_store = LocalStore()
         gate = Gate(config.clients, config.limits, PriceBook(config.prices), self.limits_store, self.metrics)
         return Admission(gate, self.counter, config.limits.default_max_tokens)
+
+    async def _load_counter(self, config: Config) -> None:
+        # Loading the tokenizer takes about a second: never on the event loop, never on a request.
+        if any(c.counts_tokens or c.per_user.counts_tokens for c in config.clients.values()):
+            await asyncio.to_thread(self.counter)
 
     def counter(self) -> TokenCounter:
         """The prompt tokenizer, loaded on the first request that needs one."""
