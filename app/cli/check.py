@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..clients.warnings import client_warnings
 from ..config import Config
 from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, utc_today
 from .common import load
@@ -60,6 +61,7 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
         if not any(r["can_serve"] for r in rows if r["route"] == route and r["role"] != "shadow"):
             errors.append(f"route {route}: no target can serve it")
     warnings += succession_warnings(rows, utc_today())
+    warnings += client_warnings(config)
     for name, route in config.routes.items():
         if (route.canary or route.shadow) and route.dataset is None:
             warnings.append(f"route {name}: it has canary or shadow targets but no dataset, so their replies are "

@@ -18,6 +18,7 @@ from .. import __version__
 COMMANDS = {
     "chat": ("chat", "chat_command"),
     "check": ("check", "check_command"),
+    "clients": ("clients", "clients_command"),
     "dataset": ("dataset", "dataset"),
     "eval": ("eval", "eval_command"),
     "finetune": ("finetune", "finetune"),

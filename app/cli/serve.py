@@ -41,7 +41,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
         limited = sorted(name for name, client in config.clients.items() if client.limited)
         if limited:
             # Each worker would count alone: every limit would silently be `workers` times larger.
-            raise UserError(f"clients {', '.join(limited)} have limits, and with --workers {workers} each worker "
+            raise UserError(f"these clients have limits: {', '.join(limited)}; with --workers {workers} each worker "
                             "would count them alone; set [limits] redis_url_env to share the counters "
                             "(e.g. redis_url_env = \"PERSONA_PROXY_REDIS_URL\"), or run one worker")
     setup_logging(server.log_level, server.log_format)

@@ -232,3 +232,17 @@ def spent_since(store: Store, since: float) -> list[tuple[str, str | None, str, 
     finally:
         db.close()
     return [(str(c), u, str(m), str(d), int(p or 0), int(o or 0)) for c, u, m, d, p, o in rows]
+
+
+def client_totals(store: Store, since: float) -> dict[str, tuple[int, int]]:
+    """Requests and tokens per client since ``since`` (shadow calls left out)."""
+    if not store.exists():
+        return {}
+    db = store.connect(read_only=True)
+    try:
+        rows = db.execute(
+            "SELECT client, count(*), sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) FROM usage "
+            f"WHERE time >= {store.param} AND client IS NOT NULL AND kind <> 'shadow' GROUP BY 1", (since,)).fetchall()
+    finally:
+        db.close()
+    return {str(c): (int(n or 0), int(t or 0)) for c, n, t in rows}

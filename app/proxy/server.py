@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..clients.warnings import client_warnings
 from ..config import Config, is_loopback
 from ..ops.logs import REQUEST_ID, new_request_id
 from ..ops.metrics import Metrics
@@ -127,6 +128,8 @@ def _log_start(config: Config, routes: RouteTable) -> None:
                 "upstream %s: %s is not set; its routes (%s) will answer 502 until it is",
                 name, settings.api_key_env, names,
             )
+    for line in client_warnings(config):
+        logger.warning("%s", line)
     logger.info("serving %d route(s): %s", len(routes), ", ".join(r.name for r in routes))
     if config.usage.enabled:
         where = "PostgreSQL" if config.usage_url else str(config.usage_file)

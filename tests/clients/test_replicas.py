@@ -117,10 +117,12 @@ def test_a_budget_fits_ten_of_fifty_concurrent_requests_across_replicas(tmp_path
         fake.enqueue(*(Reply(body=json.dumps(completion(FT_MODEL)).encode(), hold=hold) for _ in range(50)))
 
         async def run() -> list[httpx.Response]:
-            task = asyncio.ensure_future(burst([base for _, base in procs], 50, max_tokens=60))
-            await asyncio.sleep(1.0)
-            hold.open()
-            return await task
+            async def release() -> None:
+                await asyncio.sleep(1.0)
+                hold.open()
+
+            answers, _ = await asyncio.gather(burst([base for _, base in procs], 50, max_tokens=60), release())
+            return answers
 
         answers = asyncio.run(run())
     statuses = [a.status_code for a in answers]

@@ -14,7 +14,7 @@ import pytest
 from ..conftest import DEFAULT_ROUTES
 from ..fakes.styles import FT_MODEL, MAID_PROMPT
 from ..fakes.upstream import Gate as Hold
-from ..fakes.upstream import Reply, completion
+from ..fakes.upstream import Reply, chunk, completion
 
 BOT_KEY, BOT_KEY_2 = "bot-key-" + "a" * 24, "bot-key-" + "b" * 24
 WEB_KEY = "web-key-" + "c" * 24
@@ -31,7 +31,8 @@ output = 1000.0
 
 
 def clients(bot: str = "", web: str = "", per_user: str = "") -> str:
-    text = f'\n[clients.bot]\nkey_env = "BOT_KEYS"\nroutes = ["maid"]\n{bot}\n[clients.web]\nkey_env = "WEB_KEYS"\n{web}\n'
+    text = f'\n[clients.bot]\nkey_env = "BOT_KEYS"\nroutes = ["maid"]\n{bot}\n'
+    text += f'\n[clients.web]\nkey_env = "WEB_KEYS"\n{web}\n'
     return text + (f"\n[clients.web.per_user]\n{per_user}\n" if per_user else "")
 
 
@@ -228,8 +229,9 @@ def test_per_user_limits_follow_open_webuis_header_which_wins_over_the_body(limi
     assert as_user(None, "bob") == 200
     assert as_user(None, "bob") == 429
     assert as_user("carol", "alice") == 200
-    refused = httpx.post(proxy.url + "/v1/chat/completions", headers={"authorization": f"Bearer {WEB_KEY}",
-                         "x-openwebui-user-id": "alice"}, json={"model": "maid", "messages": [{"role": "user", "content": "x"}]})
+    refused = httpx.post(proxy.url + "/v1/chat/completions",
+                         headers={"authorization": f"Bearer {WEB_KEY}", "x-openwebui-user-id": "alice"},
+                         json={"model": "maid", "messages": [{"role": "user", "content": "x"}]})
     message = refused.json()["error"]["message"]
     assert "end user of client 'web'" in message and "per_user.rpm" in message and "alice" not in message
     # No end user at all: only the client's own limits apply (it has none).
@@ -284,3 +286,27 @@ def test_access_lines_usage_and_metrics_name_the_client(limited, fake, tmp_path,
     metrics = httpx.get(proxy.url + "/metrics", headers={"authorization": f"Bearer {admin}"}).text
     assert 'persona_proxy_limited_total{client="bot",limit="rpm",party="client"} 1.0' in metrics
     assert 'client="bot",kind="chat",route="maid",status="200"' in metrics
+
+
+def test_a_client_that_hangs_up_mid_stream_is_settled_at_what_was_used(limited, fake):
+    proxy = limited(bot="tpm = 100000")
+    hold = Hold()
+    fake.enqueue(Reply(chunks=[chunk(FT_MODEL, "一"), chunk(FT_MODEL, "二"), hold, chunk(FT_MODEL, "三")]))
+    fresh_minute()
+    with httpx.stream("POST", proxy.url + "/v1/chat/completions", headers={"authorization": f"Bearer {BOT_KEY}"},
+                      json={"model": "maid", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 500,
+                            "stream": True}, timeout=10) as answer:
+        lines = answer.iter_lines()
+        assert next(lines).startswith("data:")
+    runtime = proxy.server.server.config.app.state.runtime
+    gate = runtime.admission.gate
+    deadline = time.monotonic() + 5
+    while True:
+        state = asyncio.run(gate.states("bot", gate.clients["bot"]))[0]
+        if state.in_flight == 0:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    hold.open()
+    # Not the 500-token reservation: the counted prompt and one token per chunk relayed (no usage came).
+    assert state.tokens == worst_case_tokens(0) + 2

@@ -1,0 +1,82 @@
+"""Every client as an operator sees it: routes, limits, key hashes, and what it used (`persona-proxy clients`).
+
+With Redis the figures are the live counters every replica shares. Without
+it the counters live inside the serving process, out of a command's reach,
+so they are read back from the usage records instead (the current minute's
+requests and tokens, and the budget period's cost): the source says which.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from ..config import Config
+from ..config.clients import LimitFields
+from ..ops.usage import client_totals, store_for
+from .demand import PriceBook
+from .gate import Gate
+from .keys import key_hash
+from .limits import NANO, PartyState
+from .local import LocalStore, period_bounds
+from .restore import rebuild_budgets
+
+
+def limits_of(fields: LimitFields) -> dict[str, Any]:
+    found: dict[str, Any] = {k: getattr(fields, k) for k in ("rpm", "tpm", "max_parallel", "budget_usd")
+                             if getattr(fields, k) is not None}
+    if fields.budget_usd is not None:
+        found["budget_period"] = fields.budget_period
+    return found
+
+
+async def client_report(config: Config) -> list[dict[str, Any]]:
+    """One entry per client, in name order."""
+    prices = PriceBook(config.prices)
+    if config.redis_url is not None:
+        from .redis_store import RedisStore
+
+        store: Any = RedisStore(config.redis_url.get_secret_value(), config.limits.store_timeout_ms / 1000)
+        source = "redis"
+        if not await store.ping():
+            await store.close()
+            raise ConnectionError(f"Redis ({config.limits.redis_url_env}) is not reachable")
+    else:
+        store, source = LocalStore(), "usage records"
+    gate = Gate(config.clients, config.limits, prices, store)
+    usage = None
+    if source != "redis" and config.usage.enabled:
+        url = config.usage_url.get_secret_value() if config.usage_url else None
+        usage = store_for(config.usage_file, url)
+        rebuild_budgets(store, gate, config.clients, prices, usage)
+    now = time.time()
+    minute = client_totals(usage, math.floor(now / 60) * 60) if usage is not None else {}
+    entries = []
+    try:
+        for name, settings in sorted(config.clients.items()):
+            states = await gate.states(name, settings) if settings.any else ()
+            entry: dict[str, Any] = {
+                "client": name, "routes": settings.routes or sorted(config.routes),
+                "limits": limits_of(settings), "per_user": limits_of(settings.per_user),
+                "keys": [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())],
+                "key_env": settings.key_env, "source": source,
+                "used": _used(states[0] if states else None, minute.get(name), source, settings, now)}
+            entries.append(entry)
+    finally:
+        await store.close()
+    return entries
+
+
+def _used(state: PartyState | None, minute: tuple[int, int] | None, source: str, settings: LimitFields,
+          now: float) -> dict[str, Any]:
+    window_s = round(60 - now % 60, 1)
+    period_end = period_bounds(now, settings.budget_period)[1]
+    if source == "redis" and state is not None:
+        return {"requests": state.requests, "tokens": state.tokens, "in_flight": state.in_flight,
+                "spent_usd": round(state.spent / NANO, 6), "window_resets_in_s": round(state.window_reset_ms / 1000, 1),
+                "period_resets_in_s": state.period_reset_s}
+    requests, tokens = minute or (0, 0)
+    return {"requests": requests, "tokens": tokens, "in_flight": None,
+            "spent_usd": round(state.spent / NANO, 6) if state is not None else None,
+            "window_resets_in_s": window_s, "period_resets_in_s": int(period_end - now)}
