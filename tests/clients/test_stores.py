@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import os
+import secrets
 
 import pytest
 
@@ -31,8 +33,9 @@ async def store(request: pytest.FixtureRequest):
     if request.param == "local":
         yield LocalStore()
         return
-    server = request.getfixturevalue("redis_server")
-    store = RedisStore(server.url, timeout=0.5)
+    # A shared server when one is named (CI starts one; or point it at Valkey), else one of the test's own.
+    url = os.environ.get("PERSONA_PROXY_TEST_REDIS_URL") or request.getfixturevalue("redis_server").url
+    store = RedisStore(url, timeout=0.5, prefix=f"test-{secrets.token_hex(4)}")
     yield store
     await store.close()
 
