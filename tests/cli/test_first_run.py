@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from app.config import load_config
+
 from ..conftest import REPO
 from ..fakes.servers import serve_process
 
@@ -75,3 +77,28 @@ def test_no_source_or_test_file_is_ignored_by_git():
              for p in (REPO / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     result = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True)
     assert result.stdout.split() == []
+
+
+def test_the_kubernetes_config_loads_with_the_secrets_its_header_creates(tmp_path: Path):
+    kube = (REPO / "deploy" / "kubernetes" / "persona-proxy.yaml").read_text(encoding="utf-8")
+    block = kube.split("  config.toml: |\n", 1)[1].split("\n---", 1)[0]
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("\n".join(line[4:] for line in block.splitlines()), encoding="utf-8")
+    secrets = {name: f"{name.lower()}-{'x' * 16}" for name in re.findall(r"--from-literal=([A-Z_]+)=", kube)}
+    secrets["PERSONA_PROXY_USAGE_DB_URL"] = "postgresql://u:p@postgres:5432/persona"
+    secrets["PERSONA_PROXY_REDIS_URL"] = "redis://redis:6379/0"
+    config = load_config(config_file, environ=secrets)
+    # Every variable the config names is one the secret holds, and the pods read that secret.
+    named = {config.usage.url_env, config.limits.redis_url_env, config.server.api_keys_env,
+             *(c.key_env for c in config.clients.values()), *(u.api_key_env for u in config.upstreams.values())}
+    assert named <= set(secrets)
+    assert "secretRef: {name: persona-proxy-secrets}" in kube and "replicas: 2" in kube
+    assert config.redis_url is not None and config.clients["openwebui"].per_user.rpm == 20
+
+
+def test_compose_offers_redis_under_the_name_the_example_env_points_at():
+    compose = (REPO / "compose.yaml").read_text(encoding="utf-8")
+    env = (REPO / ".env.example").read_text(encoding="utf-8")
+    assert re.search(r"\n  redis:\n    image: redis:7-alpine\n    profiles: \[\"limits\"\]", compose)
+    assert "# PERSONA_PROXY_REDIS_URL=redis://redis:6379/0" in env
+    assert "redis-data:/data" in compose and "--appendonly" in compose
