@@ -4,6 +4,8 @@
     python -m bench.inproc off=. on=. --route-keys 'on=dataset = "/abs/maid.jsonl"' \\
         --tail 'on=[fidelity]\\nsample = 1.0'
     python -m bench.inproc --instructions base=e71c476 head=.   # instructions per request, under callgrind
+    python -m bench.inproc off=. on=. --client 'on=rpm = 100000000'   # a limited client's requests
+    python -m bench.inproc info=. quiet=. --log-level quiet=warning     # the access line's cost
 
 Each version runs in a process of its own: it builds the app with an
 in-memory upstream (the benchmark's canned answer and 50-event stream),
@@ -42,6 +44,7 @@ sys.path.insert(0, os.environ["BENCH_ROOT"])
 from bench.targets import PERSONA
 from bench.upstream import MODEL, completion_body, stream_body
 from app.config import load_config
+from app.ops.logs import setup_logging
 from app.proxy.server import create_app
 
 JSON, SSE = completion_body().encode(), stream_body().encode()
@@ -52,19 +55,26 @@ class Canned(httpx.AsyncBaseTransport):
         return httpx.Response(200, content=SSE if stream else JSON,
                               headers={"content-type": "text/event-stream" if stream else "application/json"})
 
-def config(path, keys, tail):
+def config(path, keys, tail, client):
     route = lambda name: (f'[routes.{name}]\nupstream = "up"\nmodel = "{MODEL}"\nsystem_prompt = "{PERSONA}"\n'
                           f'params = {{ temperature = 0.8 }}\n' + keys.replace("ROUTE", name).replace("UPSTREAM", "up"))
-    path.write_text(f'[server]\ncheck_models = false\nlog_level = "warning"\n[upstreams.up]\nbase_url = "http://up.invalid/v1"\n'
-                    f'{tail}\n{route("maid")}\n{route("maid-stream")}\n', encoding="utf-8")
+    server = '[server]\ncheck_models = false\napi_keys_env = "BENCH_NO_KEYS"\n'
+    clients = f'[clients.bench]\nkey_env = "BENCH_CLIENT_KEYS"\n{client}\n' if client else ""
+    path.write_text(f'{server}[upstreams.up]\nbase_url = "http://up.invalid/v1"\n'
+                    f'{tail}\n{clients}\n{route("maid")}\n{route("maid-stream")}\n', encoding="utf-8")
 
 async def main(kind, count, path):
-    app = create_app(load_config(path), transports={"up": Canned()})
+    config = load_config(path)
+    # The level a user runs at (info writes an access line per request), to stderr as a server does.
+    setup_logging(os.environ.get("BENCH_LOG_LEVEL", "info"), config.server.log_format)
+    app = create_app(config, transports={"up": Canned()})
     model = "maid-stream" if kind == "sse" else "maid"
     body = json.dumps({"model": model, "stream": kind == "sse",
                        "messages": [{"role": "user", "content": "你好，請幫我泡一杯茶。"}]}).encode()
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *([(b"authorization", b"Bearer " + os.environ["BENCH_CLIENT_KEYS"].encode())]
+          if os.environ.get("BENCH_CLIENT") else [])],
         "query_string": b"", "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 1),
         "client": ("127.0.0.1", 2)}
     async def receive():
@@ -84,23 +94,26 @@ async def main(kind, count, path):
 
 from pathlib import Path
 p = Path(os.environ["BENCH_DIR"]) / "config.toml"
-config(p, os.environ.get("BENCH_KEYS", ""), os.environ.get("BENCH_TAIL", ""))
+config(p, os.environ.get("BENCH_KEYS", ""), os.environ.get("BENCH_TAIL", ""), os.environ.get("BENCH_CLIENT", ""))
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), p))
 '''
 
 
-def trial(tree: Path, kind: str, count: int, keys: str, tail: str, instructions: bool = False) -> float:
+def trial(tree: Path, kind: str, count: int, keys: str, tail: str, instructions: bool = False,
+          extra: dict[str, str] | None = None) -> float:
     if instructions:
-        return (_run(tree, kind, 2 * count, keys, tail, True) - _run(tree, kind, count, keys, tail, True)) / count
-    return _run(tree, kind, count, keys, tail, False)
+        return (_run(tree, kind, 2 * count, keys, tail, True, extra)
+                - _run(tree, kind, count, keys, tail, True, extra)) / count
+    return _run(tree, kind, count, keys, tail, False, extra)
 
 
-def _run(tree: Path, kind: str, count: int, keys: str, tail: str, instructions: bool) -> float:
+def _run(tree: Path, kind: str, count: int, keys: str, tail: str, instructions: bool,
+         extra: dict[str, str] | None = None) -> float:
     with tempfile.TemporaryDirectory(prefix="pp-inproc-") as scratch:
         env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_ROOT": str(ROOT), "BENCH_DIR": scratch,
                "BENCH_KEYS": keys, "BENCH_TAIL": tail, "PERSONA_PROXY_DATA_DIR": scratch,
                # Fixed hashing, so dict and set layouts (and what the collector finds) repeat run to run.
-               "PYTHONHASHSEED": "0"}
+               "PYTHONHASHSEED": "0", "BENCH_CLIENT_KEYS": "bench-client-key-0123456789", **(extra or {})}
         argv = [sys.executable, "-c", CHILD, kind, str(count)]
         if instructions:
             argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
@@ -125,8 +138,13 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     parser.add_argument("--route-keys", action="append", default=[], metavar="NAME=TOML")
     parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML")
+    parser.add_argument("--client", action="append", default=[], metavar="NAME=TOML",
+                        help="version NAME's requests come from a [clients.bench] with these keys ('rpm = 10000000')")
+    parser.add_argument("--log-level", action="append", default=[], metavar="NAME=LEVEL",
+                        help="version NAME logs at LEVEL (default: info, the default a user runs)")
     args = parser.parse_args()
     keys, tails = _per_version(args.route_keys), _per_version(args.tail)
+    clients, levels = _per_version(args.client), _per_version(args.log_level)
     with tempfile.TemporaryDirectory(prefix="pp-inproc-src-") as scratch:
         sources = dict(source_of(spec, Path(scratch)) for spec in args.versions)
         for kind in args.kinds.split(","):
@@ -134,8 +152,9 @@ def main() -> None:
             for _ in range(args.trials):
                 for name, tree in sources.items():
                     assert tree is not None, "the bare relay has no in-process form"
+                    extra = {"BENCH_CLIENT": clients.get(name, ""), "BENCH_LOG_LEVEL": levels.get(name, "info")}
                     samples[name].append(trial(tree, kind, args.requests, keys.get(name, ""), tails.get(name, ""),
-                                               args.instructions))
+                                               args.instructions, extra))
             first = next(iter(sources))
             unit = "instructions" if args.instructions else "CPU us"
             print(f"\n{kind}: {unit} per request in-process, median of {args.trials} trials; ratio to {first} by trial")

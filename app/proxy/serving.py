@@ -21,6 +21,7 @@ from starlette.types import Message, Receive, Send
 from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
 from ..ops.usage import Completed, reported_tokens
+from .access import write_access_line
 from .admission import Admission
 from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
@@ -270,31 +271,8 @@ class _Exchange:
             self.client_name)
 
     def log(self) -> None:
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        duration = (time.monotonic() - self.started) * 1000
-        stream = self.stream
-        plan = self.plan
-        if plan is None:
-            return
-        fields: dict[str, Any] = {"kind": "task" if plan.task else "chat", "route": self.route.name,
-                                  "target": plan.target.label, "status": self.status,
-                                  "stream": self.wants_stream, "duration_ms": round(duration, 1),
-                                  "api": self.api.name}
-        if stream is not None:
-            ttfb = (stream.first_byte_at - self.started) * 1000 if stream.first_byte_at else -1.0
-            fields.update(events=stream.events, done=stream.done, ttfb_ms=round(ttfb, 1))
-        for name, count in zip(("prompt_tokens", "completion_tokens"), self.tokens(), strict=True):
-            if count is not None:
-                fields[name] = count
-        for name, value in (("client", self.client_name), ("task", plan.task), ("user", plan.caller.user_id),
-                            ("chat", plan.caller.chat_id),
-                            ("error", self.error or (stream.error if stream else None))):
-            if value:
-                fields[name] = value
-        text = " ".join(f"{k}={v!r}" if k == "error" else f"{k}={_yes_no(v)}" for k, v in fields.items()
-                        if k != "kind")
-        logger.info("%s %s", fields["kind"], text, extra={"fields": fields})
+        if self.plan is not None and logger.isEnabledFor(logging.INFO):
+            write_access_line(self, self.plan)
 
 
 def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
@@ -305,7 +283,3 @@ def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return adding
-
-
-def _yes_no(value: Any) -> Any:
-    return ("yes" if value else "no") if isinstance(value, bool) else value

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import httpx
 import pytest
 
 from app.ops.logs import JsonFormatter, RequestIdFilter, new_request_id
@@ -112,3 +113,40 @@ def test_a_stream_that_fails_before_its_first_byte_is_logged_as_a_stream(proxy, 
         http.post("/v1/chat/completions", json={**CHAT, "stream": True})
     (line,) = [line for line in log_lines() if line.get("kind") == "chat"]
     assert line["stream"] is True and line["status"] == 500
+
+
+def test_the_text_line_keeps_its_shape_with_the_timestamp_cached_per_second():
+    import logging
+    import re
+
+    from app.ops.logs import TextFormatter
+
+    formatter = TextFormatter()
+    lines = []
+    for created in (1764633600.123, 1764633600.987, 1764633601.004):
+        record = logging.LogRecord("app.proxy.serving", logging.INFO, "", 0, "chat %s", ("route=maid",), None)
+        record.created, record.msecs, record.request_id = created, round(created % 1 * 1000), "req_1"
+        lines.append(formatter.format(record))
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert all(re.fullmatch(stamp + r" INFO app\.proxy\.serving \[req_1\] chat route=maid", line) for line in lines)
+    assert [line[17:23] for line in lines] == ["00,123", "00,987", "01,004"]
+
+
+def test_no_access_line_is_lost_when_the_server_stops(tmp_path, fake):
+    import os
+    import signal
+
+    from ..fakes.servers import serve_process
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\ncheck_models = false\n[upstreams.fake]\nbase_url = "{fake.url}/v1"\n'
+                      '[routes.maid]\nupstream = "fake"\nmodel = "m"\n', encoding="utf-8")
+    env = {**os.environ, "PERSONA_PROXY_API_KEYS": "", "PERSONA_PROXY_DATA_DIR": str(tmp_path)}
+    body = {"model": "maid", "messages": [{"role": "user", "content": "hi"}]}
+    with serve_process(["--config", str(config)], env=env) as (proc, base):
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for i in range(200):
+                assert client.post("/v1/chat/completions", json={**body, "stream": i % 2 == 0}).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+    access = [line for line in proc.output.splitlines() if " chat route=maid " in line]  # type: ignore[attr-defined]
+    assert len(access) == 200
