@@ -88,7 +88,9 @@ def test_serve_with_workers_and_limits_but_no_redis_refuses_in_one_line(tmp_path
                      "\"PERSONA_PROXY_REDIS_URL\"), or run one worker"]
 
 
-def test_without_redis_a_budget_is_rebuilt_from_the_usage_records_after_a_restart(make_proxy, fake, tmp_path):
+def test_without_redis_a_budget_is_rebuilt_from_the_usage_records_after_a_restart(make_proxy, fake, tmp_path,
+                                                                                   caplog):
+    caplog.set_level("INFO")
     # Room for one worst case plus a little: the first request spends $0.007, so a second no longer fits.
     budget = round(worst_case_tokens(10) * 0.001 + 0.005, 6)
     text = ROUTES + clients(bot=f"budget_usd = {budget}")
@@ -98,7 +100,8 @@ def test_without_redis_a_budget_is_rebuilt_from_the_usage_records_after_a_restar
     first.server.stop()
     again = make_proxy(text, env=ENV)
     refused = chat(again.url, BOT_KEY, max_tokens=10)
-    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    said = [r.getMessage() for r in caplog.records if r.name == "app.proxy.runtime"]
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota", said
 
 
 def test_with_redis_a_budget_survives_a_restart_of_the_proxy(make_proxy, fake, tmp_path, redis_server):

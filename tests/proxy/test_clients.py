@@ -85,9 +85,12 @@ def usage_rows(tmp_path, expected: int) -> list[dict]:
     deadline = time.monotonic() + 5
     while True:
         if path.exists():
-            with sqlite3.connect(path) as db:
-                db.row_factory = sqlite3.Row
-                rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY time")]
+            try:
+                with sqlite3.connect(path) as db:
+                    db.row_factory = sqlite3.Row
+                    rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY time")]
+            except sqlite3.OperationalError:
+                rows = []  # the file is there, its table not yet
             if len(rows) >= expected:
                 return rows
         assert time.monotonic() < deadline, "usage rows did not arrive"
