@@ -5,6 +5,8 @@
     python -m bench.ab HEAD bare                    # "bare" is bench/bare.py, the bare relay
     python -m bench.ab --rounds 10 --modes json:32,sse:32 A B
     python -m bench.ab off=. live=. --route-keys 'live=dataset = "/path/maid.jsonl"'   # one tree, two configs
+    python -m bench.ab off=. on=. --client 'on=rpm = 100000000'     # a limited client (in-process counters)
+    python -m bench.ab info=. quiet=. --log-level quiet=warning     # what the access line costs
 
 Every version serves the same routes from the same nginx; they take turns
 within each round (the others paused), and the figure compared is the CPU
@@ -34,8 +36,9 @@ class Version(PersonaProxy):
     """persona-proxy run from a given source tree."""
 
     def __init__(self, upstream_port: int, source: Path, cpus: str | None, route_keys: str = "",
-                 tail: str = "") -> None:
-        super().__init__(upstream_port, cpus=cpus, route_keys=route_keys, extra_routes=tail)
+                 tail: str = "", log_level: str = "info", client: str = "") -> None:
+        super().__init__(upstream_port, cpus=cpus, route_keys=route_keys, extra_routes=tail, log_level=log_level,
+                         client=client)
         self.source = source
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -86,8 +89,13 @@ def main() -> None:
                              "stand for each route's name and upstream), e.g. a dataset or shadow tables")
     parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML",
                         help="more tables before the routes of version NAME, e.g. '[fidelity]\\nsample = 1.0'")
+    parser.add_argument("--client", action="append", default=[], metavar="NAME=TOML",
+                        help="version NAME's key belongs to a [clients.bench] with these keys, e.g. 'rpm = 100000000'")
+    parser.add_argument("--log-level", action="append", default=[], metavar="NAME=LEVEL",
+                        help="version NAME logs at LEVEL (default: info, what a user runs)")
     args = parser.parse_args()
     keys, tails = _per_version(args.route_keys), _per_version(args.tail)
+    clients, levels = _per_version(args.client), _per_version(args.log_level)
     cpus = None if args.no_pin or len(os.sched_getaffinity(0)) < 2 else "1"
     if cpus:
         os.sched_setaffinity(0, {0})
@@ -96,7 +104,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pp-ab-") as scratch, Nginx(upstream):
         sources = dict(source_of(spec, Path(scratch)) for spec in args.versions)
         targets = {name: (BareRelay(upstream, cpus=cpus) if tree is None else
-                          Version(upstream, tree, cpus, keys.get(name, ""), tails.get(name, ""))).start()
+                          Version(upstream, tree, cpus, keys.get(name, ""), tails.get(name, ""),
+                                  levels.get(name, "info"), clients.get(name, ""))).start()
                    for name, tree in sources.items()}
         try:
             samples = run(targets, modes, args.rounds, args.seconds)

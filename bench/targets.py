@@ -125,11 +125,15 @@ class PersonaProxy(Target):
     name = "persona-proxy"
 
     def __init__(self, upstream_port: int, workers: int = 1, extra_routes: str = "", cpus: str | None = None,
-                 route_keys: str = "") -> None:
+                 route_keys: str = "", log_level: str = "info", client: str = "") -> None:
         super().__init__(cpus)
         self.upstream_port = upstream_port
         self.workers = workers
         self.extra_routes = extra_routes
+        # The level a user runs at: info writes an access line per request.
+        self.log_level = log_level
+        # Limits for the benchmark's key: it then belongs to [clients.bench] with these keys.
+        self.client = client
         # More keys for both benchmark routes (a dataset, canary or shadow tables go after them).
         self.route_keys = route_keys
 
@@ -139,7 +143,8 @@ class PersonaProxy(Target):
         config.write_text(f"""
 [server]
 port = {self.port}
-log_level = "warning"
+log_level = "{self.log_level}"
+{'api_keys_env = "BENCH_NO_KEYS"' if self.client else ""}
 
 [upstreams.json]
 base_url = "{base}/json/v1"
@@ -150,6 +155,8 @@ base_url = "{base}/sse/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
 
 {self.extra_routes}
+
+{f'[clients.bench]{chr(10)}key_env = "PERSONA_PROXY_API_KEYS"{chr(10)}{self.client}' if self.client else ""}
 
 [routes.maid]
 upstream = "json"
