@@ -17,7 +17,6 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..config.clients import ClientSettings, LimitsSettings
@@ -54,15 +53,18 @@ class LimitsUnavailable(Exception):
     """The store did not answer and ``on_store_error = "closed"``."""
 
 
-@dataclass(slots=True)
 class Ticket:
     """An admitted request's hold; settle it exactly once."""
 
-    gate: Gate
-    ask: Ask | None  # None: admitted without counting (the store was down, failure mode open)
-    headers: list[tuple[bytes, bytes]]
-    prompt_estimate: int = 0  # the counted prompt, settled at when the upstream reports none
-    settled: bool = False
+    __slots__ = ("ask", "gate", "headers", "prompt_estimate", "settled")
+
+    def __init__(self, gate: Gate, ask: Ask | None, headers: dict[str, str],
+                 prompt_estimate: int = 0) -> None:
+        self.gate = gate
+        self.ask = ask  # None: admitted without counting (the store was down, failure mode open)
+        self.headers = headers
+        self.prompt_estimate = prompt_estimate  # the counted prompt, settled at when the upstream reports none
+        self.settled = False
 
     def settle(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> None:
         if self.settled or self.ask is None:
@@ -84,6 +86,7 @@ class Gate:
         self._prefix = secrets.token_hex(4)
         self._store_failures = 0
         self._logged_at = -math.inf
+        self._client_parties: dict[str, Party | None] = {}  # a client's own party never changes
 
     def allows(self, client: str | None, route: str) -> bool:
         """Whether a client's scope includes a route (keys with no client reach every route)."""
@@ -95,21 +98,23 @@ class Gate:
         return settings if settings is not None and settings.limited else None
 
     def parties(self, client: str, settings: ClientSettings, end_user: str | None) -> tuple[Party, ...]:
-        found = []
-        if settings.any:
-            found.append(Party.of("{" + client + "}", settings))
-        if end_user is not None and settings.per_user.any:
-            # Hashed: an end-user id is the client's to know, and may be long or odd; the key is neither.
-            user = hashlib.blake2b(end_user.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
-            found.append(Party.of("{" + client + "}:u:" + user, settings.per_user, per_user=True))
-        return tuple(found)
+        if client in self._client_parties:
+            own = self._client_parties[client]
+        else:
+            own = self._client_parties[client] = Party.of("{" + client + "}", settings) if settings.any else None
+        if end_user is None or not settings.per_user.any:
+            return (own,) if own is not None else ()
+        # Hashed: an end-user id is the client's to know, and may be long or odd; the key is neither.
+        user = hashlib.blake2b(end_user.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+        theirs = Party.of("{" + client + "}:u:" + user, settings.per_user, per_user=True)
+        return (own, theirs) if own is not None else (theirs,)
 
     async def admit(self, client: str, settings: ClientSettings, end_user: str | None,
                     demand: Demand | None) -> Ticket:
         """Admit a request of a limited client, or raise :class:`Limited` (or :class:`LimitsUnavailable`)."""
         parties = self.parties(client, settings, end_user)
         if not parties:
-            return Ticket(self, None, [])
+            return Ticket(self, None, {})
         tokens, cost = 0, 0
         if demand is not None:
             tokens = demand.prompt_tokens + demand.max_output
@@ -147,7 +152,7 @@ class Gate:
             self._store_failures = 0
         if mode == "closed":
             raise LimitsUnavailable(client)
-        return Ticket(self, None, [])
+        return Ticket(self, None, {})
 
     async def states(self, client: str, settings: ClientSettings) -> tuple[PartyState, ...]:
         """The client's own counters now (not its end users'), for `persona-proxy clients` and the console."""

@@ -48,6 +48,13 @@ class LocalStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._counters: dict[str, _Counters] = {}
+        self._periods: dict[str, tuple[int, int]] = {}  # the current day and month, recomputed when they end
+
+    def _period(self, now: float, kind: str) -> tuple[int, int]:
+        bounds = self._periods.get(kind)
+        if bounds is None or not bounds[0] <= now < bounds[1]:
+            bounds = self._periods[kind] = period_bounds(now, kind)
+        return bounds
 
     async def admit(self, ask: Ask) -> Admitted | Refused:
         now = self.clock()
@@ -55,8 +62,10 @@ class LocalStore:
         window_reset = int(((minute + 1) * 60 - now) * 1000)
         rolled = []
         for index, party in enumerate(ask.parties):
-            counters = self._counters.setdefault(party.key, _Counters())
-            start, end = period_bounds(now, party.period)
+            counters = self._counters.get(party.key)
+            if counters is None:
+                counters = self._counters[party.key] = _Counters()
+            start, end = self._period(now, party.period)
             counters.roll(minute, start)
             refusal = _refusal(index, party, counters, ask, window_reset, int((end - now) * 1000))
             if refusal is not None:

@@ -13,9 +13,9 @@ from .limits import BUDGET, NANO, PARALLEL, RPM, TPM, Ask, Party, PartyState, Re
 _PERIOD = {"day": "per day (UTC)", "month": "per month (UTC)"}
 
 
-def headers_for(parties: tuple[Party, ...], states: tuple[PartyState, ...]) -> list[tuple[bytes, bytes]]:
+def headers_for(parties: tuple[Party, ...], states: tuple[PartyState, ...]) -> dict[str, str]:
     """The requests and tokens trios for the tightest of the caller's own limits, as OpenAI sends them."""
-    headers: list[tuple[bytes, bytes]] = []
+    headers: dict[str, str] = {}
     for kind in ("requests", "tokens"):
         tightest: tuple[int, int, int] | None = None
         for party, state in zip(parties, states, strict=True):
@@ -27,9 +27,7 @@ def headers_for(parties: tuple[Party, ...], states: tuple[PartyState, ...]) -> l
                 tightest = (limit, left, state.window_reset_ms)
         if tightest is not None:
             limit, left, reset = tightest
-            headers += [(b"x-ratelimit-limit-" + kind.encode(), str(limit).encode()),
-                        (b"x-ratelimit-remaining-" + kind.encode(), str(left).encode()),
-                        (b"x-ratelimit-reset-" + kind.encode(), duration(reset).encode())]
+            headers.update(_trio(kind, limit, left, reset))
     return headers
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from starlette.types import Message, Receive, Send
+from starlette.types import Receive, Send
 
 from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
@@ -62,9 +62,9 @@ class ChatService:
         """Answer one checked request; raises :class:`ProxyError` before any byte is sent."""
         route = self.routes.resolve(body["model"])
         ticket = await self.admission.admit(client, route, body, headers, api) if self.admission else None
-        if ticket is not None and ticket.headers:
-            send = _adding(send, ticket.headers)
         exchange = _Exchange(route, key_id, self.metrics, wants_stream=bool(body.get("stream")), api=api)
+        if ticket is not None:
+            exchange.limit_headers = ticket.headers
         exchange.client_name = client
         user = body.get("user")
         exchange.body_user = user[:MAX_NAME] if isinstance(user, str) and user else None
@@ -84,7 +84,7 @@ class ChatService:
             exchange.status, exchange.error, exchange.error_code = err.status, err.message, err.code
             err.logged = exchange.plan is not None  # the access line below tells of it
             if ticket is not None:
-                err.headers.update((k.decode(), v.decode()) for k, v in ticket.headers)
+                err.headers.update(ticket.headers)
             raise
         except asyncio.CancelledError:
             # The server is shutting down and its grace period is over.
@@ -167,6 +167,7 @@ class _Exchange:
         self.body: bytes | None = None  # a whole answer as the client got it, when its turn measures it
         self.size = 0  # a whole answer's length
         self.client_name: str | None = None
+        self.limit_headers: dict[str, str] | None = None  # a limited client's x-ratelimit-* headers
         self.body_user: str | None = None  # the end user when Open WebUI's header does not name one
 
     async def relay(self, upstream: UpstreamResponse, send: Send, guard: Guard) -> None:
@@ -174,6 +175,11 @@ class _Exchange:
         self.status = upstream.status_code
         headers = passed_headers(upstream.headers)
         headers[TARGET_HEADER] = self.plan.target.label
+        if self.limit_headers is not None:
+            # A limited client is told of its own limits, not of the operator's upstream account.
+            for name in [n for n in headers if n.startswith("x-ratelimit-")]:
+                del headers[name]
+            headers.update(self.limit_headers)
         idle = self.client.settings.idle_timeout
         # Like Open WebUI, trust the content type, not what was asked for.
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
@@ -273,13 +279,3 @@ class _Exchange:
     def log(self) -> None:
         if self.plan is not None and logger.isEnabledFor(logging.INFO):
             write_access_line(self, self.plan)
-
-
-def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    """``send`` with ``headers`` added to the response's start (a limited client's x-ratelimit-* headers)."""
-    async def adding(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message["headers"], *headers]
-        await send(message)
-
-    return adding
