@@ -26,10 +26,16 @@ def prompt_tokens(body: Mapping[str, Any], counter: TokenCounter) -> int:
     total = 0
     for field in ("messages", "input", "instructions", "tools", "functions"):
         value = body.get(field)
-        if value is not None:
+        if value is None:
+            continue
+        if isinstance(value, list):
+            total += MESSAGE_OVERHEAD * len(value)
+            for item in value:
+                content = item.get("content") if isinstance(item, dict) and len(item) == 2 else None
+                # The common message, {"role": ..., "content": "text"}, without the general walk.
+                total += counter.text(content) if isinstance(content, str) else _tokens(item, counter)
+        else:
             total += _tokens(value, counter)
-            if isinstance(value, list):
-                total += MESSAGE_OVERHEAD * len(value)
     return total
 
 

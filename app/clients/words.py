@@ -16,18 +16,21 @@ _PERIOD = {"day": "per day (UTC)", "month": "per month (UTC)"}
 def headers_for(parties: tuple[Party, ...], states: tuple[PartyState, ...]) -> dict[str, str]:
     """The requests and tokens trios for the tightest of the caller's own limits, as OpenAI sends them."""
     headers: dict[str, str] = {}
-    for kind in ("requests", "tokens"):
-        tightest: tuple[int, int, int] | None = None
-        for party, state in zip(parties, states, strict=True):
-            limit = party.rpm if kind == "requests" else party.tpm
-            if limit is None:
-                continue
-            left = max(limit - (state.requests if kind == "requests" else state.tokens), 0)
-            if tightest is None or left < tightest[1]:
-                tightest = (limit, left, state.window_reset_ms)
-        if tightest is not None:
-            limit, left, reset = tightest
-            headers.update(_trio(kind, limit, left, reset))
+    requests: tuple[int, int, int] | None = None
+    tokens: tuple[int, int, int] | None = None
+    for party, state in zip(parties, states, strict=True):
+        if party.rpm is not None:
+            left = max(party.rpm - state.requests, 0)
+            if requests is None or left < requests[1]:
+                requests = (party.rpm, left, state.window_reset_ms)
+        if party.tpm is not None:
+            left = max(party.tpm - state.tokens, 0)
+            if tokens is None or left < tokens[1]:
+                tokens = (party.tpm, left, state.window_reset_ms)
+    if requests is not None:
+        headers.update(_trio("requests", *requests))
+    if tokens is not None:
+        headers.update(_trio("tokens", *tokens))
     return headers
 
 

@@ -54,6 +54,9 @@ class Admission:
         self.default_max_tokens = default_max_tokens
         # Per route: the persona's own tokens (the largest target's) and the models that may serve it.
         self._routes: dict[str, tuple[int, tuple[str, ...]]] = {}
+        # Per client: its settings if it has limits, and whether they need the request's worst case.
+        self._clients = {name: (settings, settings.counts_tokens or settings.per_user.counts_tokens)
+                         for name, settings in gate.clients.items() if settings.limited}
 
     def allows(self, client: str | None, route: Route) -> bool:
         return self.gate.allows(client, route.name)
@@ -63,12 +66,11 @@ class Admission:
         """Refuse a route outside the client's scope (as if it did not exist) or over a limit; else hold it."""
         if not self.gate.allows(client, route.name):
             raise model_not_found(body.get("model"))
-        settings = self.gate.limited(client)
-        if settings is None or client is None:
+        held = self._clients.get(client) if client is not None else None
+        if held is None or client is None:
             return None
-        demand = None
-        if settings.counts_tokens or settings.per_user.counts_tokens:
-            demand = self.demand(route, body, api)
+        settings, counts = held
+        demand = self.demand(route, body, api) if counts else None
         try:
             return await self.gate.admit(client, settings, end_user(headers, body), demand)
         except Limited as limited:

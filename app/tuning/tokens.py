@@ -65,7 +65,8 @@ def load_counter() -> TokenCounter:
         encoding = tiktoken.get_encoding("o200k_base")
     except Exception as exc:  # no cache and no network: say why, count anyway
         return _estimate(f"o200k_base vocabulary unavailable ({type(exc).__name__})")
-    return TokenCounter(lambda s: len(encoding.encode(s, disallowed_special=())), True, "tiktoken o200k_base")
+    # encode_ordinary: special-token text counted as plain text, as encode(disallowed_special=()) does, faster.
+    return TokenCounter(lambda s: len(encoding.encode_ordinary(s)), True, "tiktoken o200k_base")
 
 
 def _estimate(why: str) -> TokenCounter:
