@@ -29,6 +29,7 @@ from typing import Any
 from .limits import StoreUnavailable
 
 DOWN_SECONDS = 1.0
+SETTLE_TICK = 0.01
 MAX_BATCH = 256
 MAX_PENDING = 10_000
 MAX_STALL_FACTOR = 10  # how far a stalled process may stretch a round trip (500 ms at the default 50 ms)
@@ -55,6 +56,7 @@ class RedisLane:
         self._thread: threading.Thread | None = None
         self._redis: Any = None
         self._flushing = False
+        self._flusher: asyncio.Future[None] | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -65,6 +67,7 @@ class RedisLane:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
+            loop.call_soon(self._tick)
             ready.set()
             loop.run_forever()
             loop.close()
@@ -80,16 +83,33 @@ class RedisLane:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     def submit(self, call: Call) -> None:
+        """Queue a call. One somebody waits for wakes the lane; a settlement waits for the next batch or tick."""
         self.start()
         assert self._loop is not None
         with self._lock:
             self._queue.append(call)
             while len(self._queue) > MAX_PENDING:  # only settlements wait this long; the oldest go
                 _fail([self._queue.popleft()], StoreUnavailable("the limits store queue is full"))
-            kick = not self._flushing
-            self._flushing = True
+            kick = call.future is not None and not self._flushing
+            if kick:
+                self._flushing = True
         if kick:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._flush()))
+            self._loop.call_soon_threadsafe(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flusher = asyncio.ensure_future(self._flush())
+
+    def _tick(self) -> None:
+        """Every few milliseconds on the lane: send settlements nobody woke it for (they ride with
+        admissions under load; alone, they wait at most this long, which saves a wake-up each)."""
+        assert self._loop is not None
+        with self._lock:
+            start = bool(self._queue) and not self._flushing
+            if start:
+                self._flushing = True
+        if start:
+            self._start_flush()
+        self._loop.call_later(SETTLE_TICK, self._tick)
 
     def client(self) -> Any:
         if self._redis is None:
