@@ -56,6 +56,7 @@ class RedisLane:
         self._thread: threading.Thread | None = None
         self._redis: Any = None
         self._flushing = False
+        self._kick_pending = False
         self._flusher: asyncio.Future[None] | None = None
         self._lock = threading.Lock()
 
@@ -83,17 +84,32 @@ class RedisLane:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     def submit(self, call: Call) -> None:
-        """Queue a call. One somebody waits for wakes the lane; a settlement waits for the next batch or tick."""
+        """Queue a call; what is queued goes in one round trip.
+
+        A call somebody waits for wakes the lane at the end of its event loop's turn, so the
+        admissions of every request that turn reached go together; a settlement waits for the
+        next batch or tick.
+        """
         self.start()
-        assert self._loop is not None
         with self._lock:
             self._queue.append(call)
             while len(self._queue) > MAX_PENDING:  # only settlements wait this long; the oldest go
                 _fail([self._queue.popleft()], StoreUnavailable("the limits store queue is full"))
-            kick = call.future is not None and not self._flushing
+            kick = call.loop is not None and not self._kick_pending
             if kick:
-                self._flushing = True
+                self._kick_pending = True
         if kick:
+            assert call.loop is not None
+            call.loop.call_soon(self._kick)
+
+    def _kick(self) -> None:
+        assert self._loop is not None
+        with self._lock:
+            self._kick_pending = False
+            start = bool(self._queue) and not self._flushing
+            if start:
+                self._flushing = True
+        if start:
             self._loop.call_soon_threadsafe(self._start_flush)
 
     def _start_flush(self) -> None:
