@@ -54,11 +54,11 @@ def _tokens(value: Any, counter: TokenCounter) -> int:
 
 def max_output(body: Mapping[str, Any], params: Mapping[str, Any]) -> int | None:
     """The largest output the request allows (times ``n`` choices), from its body, else the route's params."""
-    for source in (body, params):
+    for source in (body, params) if params else (body,):
         for field in OUTPUT_FIELDS:
             value = source.get(field)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value * choices(body, params)
+            if value is not None and type(value) is int and value > 0:
+                return value * (choices(body, params) if "n" in body or "n" in params else 1)
     return None
 
 

@@ -34,7 +34,9 @@ class Demand(NamedTuple):
 
     prompt_tokens: int
     max_output: int
-    models: tuple[str, ...]  # every model that may serve it, for the dearest price
+    # The dearest input and output price (nano-USD a token) of the models that may serve it.
+    price_in: float
+    price_out: float
 
 
 class Limited(Exception):
@@ -70,6 +72,9 @@ class Ticket:
         if self.settled or self.ask is None:
             return
         self.settled = True
+        if not self.ask.tokens:
+            self.gate.store.settle(self.ask, 0, 0)  # no token or budget limit: only its hold to let go
+            return
         cost = self.gate.prices.cost(model, prompt_tokens, completion_tokens) if model else 0
         self.gate.store.settle(self.ask, prompt_tokens + completion_tokens, cost)
 
@@ -118,8 +123,7 @@ class Gate:
         tokens, cost = 0, 0
         if demand is not None:
             tokens = demand.prompt_tokens + demand.max_output
-            price_in, price_out = self.prices.bound(demand.models)
-            cost = math.ceil(demand.prompt_tokens * price_in + demand.max_output * price_out)
+            cost = math.ceil(demand.prompt_tokens * demand.price_in + demand.max_output * demand.price_out)
         ask = Ask(parties, tokens, cost, f"{self._prefix}-{next(self._tickets):x}")
         try:
             answer = await self.store.admit(ask)

@@ -66,7 +66,10 @@ class LocalStore:
             if counters is None:
                 counters = self._counters[party.key] = _Counters()
             start, end = self._period(now, party.period)
-            counters.roll(minute, start)
+            if counters.minute != minute:
+                counters.minute, counters.requests, counters.tokens = minute, 0, 0
+            if counters.period != start:
+                counters.period, counters.spent = start, 0
             refusal = _refusal(index, party, counters, ask, window_reset, int((end - now) * 1000))
             if refusal is not None:
                 return refusal

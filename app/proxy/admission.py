@@ -52,10 +52,11 @@ class Admission:
         self.gate = gate
         self.counter = counter
         self.default_max_tokens = default_max_tokens
-        # Per route: the persona's own tokens (the largest target's) and the models that may serve it.
-        self._routes: dict[str, tuple[int, tuple[str, ...]]] = {}
+        # Per route: the persona's own tokens (the largest target's) and the dearest prices of its models.
+        self._routes: dict[str, tuple[int, float, float]] = {}
         # Per client: its settings if it has limits, and whether they need the request's worst case.
-        self._clients = {name: (settings, settings.counts_tokens or settings.per_user.counts_tokens)
+        self._clients = {name: (settings, settings.counts_tokens or settings.per_user.counts_tokens,
+                                settings.per_user.any)
                          for name, settings in gate.clients.items() if settings.limited}
 
     def allows(self, client: str | None, route: Route) -> bool:
@@ -69,10 +70,10 @@ class Admission:
         held = self._clients.get(client) if client is not None else None
         if held is None or client is None:
             return None
-        settings, counts = held
+        settings, counts, per_user = held
         demand = self.demand(route, body, api) if counts else None
         try:
-            return await self.gate.admit(client, settings, end_user(headers, body), demand)
+            return await self.gate.admit(client, settings, end_user(headers, body) if per_user else None, demand)
         except Limited as limited:
             cls = QuotaExceeded if limited.quota else RateLimited
             err = cls(limited.message, headers=limited.headers)
@@ -85,15 +86,15 @@ class Admission:
 
     def demand(self, route: Route, body: dict[str, Any], api: Api) -> Demand:
         """The request's worst case; a request that names no maximum output is given the default one."""
-        overhead, models = self._route_costs(route)
+        overhead, price_in, price_out = self._route_costs(route)
         output = max_output(body, route.settings.params)
         if output is None:
             # Sent upstream too: a reservation is only a bound if the model cannot write past it.
             body["max_tokens" if api is CHAT else "max_output_tokens"] = self.default_max_tokens
             output = self.default_max_tokens * choices(body, route.settings.params)
-        return Demand(prompt_tokens(body, self.counter()) + overhead, output, models)
+        return Demand(prompt_tokens(body, self.counter()) + overhead, output, price_in, price_out)
 
-    def _route_costs(self, route: Route) -> tuple[int, tuple[str, ...]]:
+    def _route_costs(self, route: Route) -> tuple[int, float, float]:
         known = self._routes.get(route.name)
         if known is None:
             counter = self.counter()
@@ -102,5 +103,5 @@ class Admission:
             models = {t.model for t in (*route.targets, *route.canaries)}
             if route.settings.task_model:
                 models.add(route.settings.task_model)
-            known = self._routes[route.name] = (overhead, tuple(sorted(models)))
+            known = self._routes[route.name] = (overhead, *self.gate.prices.bound(models))
         return known
