@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import click
@@ -62,11 +63,31 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
             errors.append(f"route {route}: no target can serve it")
     warnings += succession_warnings(rows, utc_today())
     warnings += client_warnings(config)
+    if config.redis_url is not None and not _redis_answers(config):
+        mode = config.limits.on_store_error
+        errors.append(f"limits.redis_url_env: Redis ({config.limits.redis_url_env}) is not reachable, so the "
+                      + ("clients' limits would not hold (on_store_error = \"open\" serves uncounted)" if mode == "open"
+                         else "limited clients would get 503 limits_unavailable (on_store_error = \"closed\")")
+                      + "; start it or fix the URL")
     for name, route in config.routes.items():
         if (route.canary or route.shadow) and route.dataset is None:
             warnings.append(f"route {name}: it has canary or shadow targets but no dataset, so their replies are "
                             "not measured; set dataset = \"your-training.jsonl\" on the route")
     return errors, warnings
+
+
+def _redis_answers(config: Config) -> bool:
+    from ..clients.redis_store import RedisStore
+
+    async def ping() -> bool:
+        assert config.redis_url is not None
+        store = RedisStore(config.redis_url.get_secret_value(), config.limits.store_timeout_ms / 1000)
+        try:
+            return await store.ping()
+        finally:
+            await store.close()
+
+    return asyncio.run(ping())
 
 
 def _upstream_problems(config: Config, name: str, row: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -115,3 +115,18 @@ def test_with_redis_a_budget_survives_a_restart_of_the_proxy(make_proxy, fake, t
     again = make_proxy(text, env=env)
     refused = chat(again.url, BOT_KEY, max_tokens=10)
     assert refused.status_code == 429 and "Budget spent for client 'bot'" in refused.json()["error"]["message"]
+
+
+def test_check_says_when_the_limits_redis_does_not_answer(tmp_path, redis_server):
+    config = tmp_path / "config.toml"
+    config.write_text('[upstreams.demo]\nkind = "demo"\n[routes.maid]\nupstream = "demo"\nmodel = "maid"\n'
+                      f'[limits]\nredis_url_env = "{REDIS_ENV}"\n[clients.bot]\nkey_env = "BOT_KEYS"\nrpm = 5\n',
+                      encoding="utf-8")
+    env = {**ENV, REDIS_ENV: redis_server.url, "PERSONA_PROXY_DATA_DIR": str(tmp_path)}
+    up = CliRunner().invoke(cli, ["check", "--config", str(config)], env=env)
+    assert up.exit_code == 0 and "ready to serve" in up.output, up.output
+    redis_server.stop()
+    down = CliRunner().invoke(cli, ["check", "--config", str(config)], env=env)
+    assert down.exit_code == 1
+    assert f"error: limits.redis_url_env: Redis ({REDIS_ENV}) is not reachable" in down.output
+    assert redis_server.url not in down.output
