@@ -27,6 +27,7 @@ from .words import headers_for, refusal_message
 
 logger = logging.getLogger(__name__)
 STORE_LOG_SECONDS = 10.0
+OVER_MARGIN_MS = 50
 
 
 class Demand(NamedTuple):
@@ -92,6 +93,10 @@ class Gate:
         self._store_failures = 0
         self._logged_at = -math.inf
         self._client_parties: dict[str, Party | None] = {}  # a client's own party never changes
+        # Parties refused for rpm, until their window ends (Envoy's local over-limit cache): a looping
+        # client's 429s then cost no round trip. Only rpm: a minute's request count never goes down,
+        # while tokens and spend can (settlements give reservations back).
+        self._over_rpm: dict[str, tuple[float, Refused]] = {}
 
     def allows(self, client: str | None, route: str) -> bool:
         """Whether a client's scope includes a route (keys with no client reach every route)."""
@@ -125,13 +130,34 @@ class Gate:
             tokens = demand.prompt_tokens + demand.max_output
             cost = math.ceil(demand.prompt_tokens * demand.price_in + demand.max_output * demand.price_out)
         ask = Ask(parties, tokens, cost, f"{self._prefix}-{next(self._tickets):x}")
+        if self._over_rpm:
+            cached = self._still_over(ask)
+            if cached is not None:
+                raise self._refused(client, ask, cached)
         try:
             answer = await self.store.admit(ask)
         except StoreUnavailable as exc:
             return self._store_failed(client, exc)
         if isinstance(answer, Refused):
+            if answer.limit == RPM and answer.reset_ms > OVER_MARGIN_MS:
+                # Until a little before the window ends, so the cache never outlives it.
+                until = time.monotonic() + (answer.reset_ms - OVER_MARGIN_MS) / 1000
+                self._over_rpm[parties[answer.party].key] = (until, answer)
             raise self._refused(client, ask, answer)
         return Ticket(self, ask, headers_for(parties, answer.states), demand.prompt_tokens if demand else 0)
+
+    def _still_over(self, ask: Ask) -> Refused | None:
+        now = time.monotonic()
+        for index, party in enumerate(ask.parties):
+            held = self._over_rpm.get(party.key)
+            if held is None:
+                continue
+            until, refused = held
+            if now >= until:
+                del self._over_rpm[party.key]
+                continue
+            return refused._replace(party=index, reset_ms=int((until - now) * 1000) + OVER_MARGIN_MS)
+        return None
 
     def _refused(self, client: str, ask: Ask, refused: Refused) -> Limited:
         party = ask.parties[refused.party]

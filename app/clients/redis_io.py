@@ -6,7 +6,9 @@ loses the race against the timer and a healthy Redis looks dead. Here the
 round trips run on a small event loop of their own, which does nothing
 else; the GIL hands it the interpreter within its switch interval (5 ms).
 A timer that still fires late (the whole process was descheduled) is given
-the time again, up to ``MAX_STALL_FACTOR`` timeouts.
+the time again, up to ``MAX_STALL_FACTOR`` timeouts; a store that is merely
+slow once (itself descheduled on a loaded host) gets one more timeout, so
+the failure mode applies after two timeouts of silence.
 
 Calls are batched: what arrives while a round trip is out goes together in
 the next one, as one pipeline of scripts (``EVALSHA``; ``EVAL`` in a second
@@ -179,11 +181,16 @@ class RedisLane:
         task = asyncio.ensure_future(self._send(batch, full))
         started = loop.time()
         deadline, limit = started + self.timeout, started + self.timeout * MAX_STALL_FACTOR
+        patience = 1  # one more timeout for a store that is slow, not gone (a loaded host deschedules it)
         while True:
             await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0))
             if task.done():
                 return task.result()
             late = loop.time() - deadline
+            if late < self.timeout / 4 and patience:
+                patience -= 1
+                deadline = loop.time() + self.timeout
+                continue
             if late < self.timeout / 4 or loop.time() >= limit:
                 task.cancel()
                 with contextlib.suppress(BaseException):
