@@ -84,18 +84,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--modes", default="json:32,sse:32", help="json|sse:connections, comma-separated")
     parser.add_argument("--no-pin", action="store_true", help="don't pin load to CPU 0 and targets to CPU 1")
-    parser.add_argument("--route-keys", action="append", default=[], metavar="NAME=TOML",
-                        help="more keys for both routes of version NAME ('\\n' for a new line; ROUTE and UPSTREAM "
-                             "stand for each route's name and upstream), e.g. a dataset or shadow tables")
-    parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML",
-                        help="more tables before the routes of version NAME, e.g. '[fidelity]\\nsample = 1.0'")
-    parser.add_argument("--client", action="append", default=[], metavar="NAME=TOML",
-                        help="version NAME's key belongs to a [clients.bench] with these keys, e.g. 'rpm = 100000000'")
-    parser.add_argument("--log-level", action="append", default=[], metavar="NAME=LEVEL",
-                        help="version NAME logs at LEVEL (default: info, what a user runs)")
+    add_version_options(parser)
     args = parser.parse_args()
-    keys, tails = _per_version(args.route_keys), _per_version(args.tail)
-    clients, levels = _per_version(args.client), _per_version(args.log_level)
+    keys, tails, clients, levels = version_options(args)
     cpus = None if args.no_pin or len(os.sched_getaffinity(0)) < 2 else "1"
     if cpus:
         os.sched_setaffinity(0, {0})
@@ -113,6 +104,24 @@ def main() -> None:
             for target in targets.values():
                 target.stop()
     print_results(samples, list(targets), modes)
+
+
+def add_version_options(parser: argparse.ArgumentParser) -> None:
+    """What each version may be given on its own, as ``NAME=VALUE`` (``bench.ab`` and ``bench.inproc``)."""
+    parser.add_argument("--route-keys", action="append", default=[], metavar="NAME=TOML",
+                        help="more keys for both routes of version NAME ('\\n' for a new line; ROUTE and UPSTREAM "
+                             "stand for each route's name and upstream), e.g. a dataset or shadow tables")
+    parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML",
+                        help="more tables before the routes of version NAME, e.g. '[fidelity]\\nsample = 1.0'")
+    parser.add_argument("--client", action="append", default=[], metavar="NAME=TOML",
+                        help="version NAME's key belongs to a [clients.bench] with these keys, e.g. 'rpm = 100000000'")
+    parser.add_argument("--log-level", action="append", default=[], metavar="NAME=LEVEL",
+                        help="version NAME logs at LEVEL (default: info, what a user runs)")
+
+
+def version_options(args: argparse.Namespace) -> tuple[dict[str, str], ...]:
+    """Route keys, tails, clients and log levels, each by version name."""
+    return tuple(_per_version(specs) for specs in (args.route_keys, args.tail, args.client, args.log_level))
 
 
 def _per_version(specs: list[str]) -> dict[str, str]:

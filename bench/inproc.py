@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .ab import _per_version, source_of
+from .ab import add_version_options, source_of, version_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = r'''
@@ -136,15 +136,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--kinds", default="json,sse")
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
-    parser.add_argument("--route-keys", action="append", default=[], metavar="NAME=TOML")
-    parser.add_argument("--tail", action="append", default=[], metavar="NAME=TOML")
-    parser.add_argument("--client", action="append", default=[], metavar="NAME=TOML",
-                        help="version NAME's requests come from a [clients.bench] with these keys ('rpm = 10000000')")
-    parser.add_argument("--log-level", action="append", default=[], metavar="NAME=LEVEL",
-                        help="version NAME logs at LEVEL (default: info, the default a user runs)")
+    add_version_options(parser)
     args = parser.parse_args()
-    keys, tails = _per_version(args.route_keys), _per_version(args.tail)
-    clients, levels = _per_version(args.client), _per_version(args.log_level)
+    keys, tails, clients, levels = version_options(args)
     with tempfile.TemporaryDirectory(prefix="pp-inproc-src-") as scratch:
         sources = dict(source_of(spec, Path(scratch)) for spec in args.versions)
         for kind in args.kinds.split(","):
