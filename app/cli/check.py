@@ -77,11 +77,11 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
 
 
 def _redis_answers(config: Config) -> bool:
-    from ..clients.redis_store import RedisStore
+    from ..clients.redis_store import redis_store_for
 
     async def ping() -> bool:
-        assert config.redis_url is not None
-        store = RedisStore(config.redis_url.get_secret_value(), config.limits.store_timeout_ms / 1000)
+        store = redis_store_for(config)
+        assert store is not None
         try:
             return await store.ping()
         finally:

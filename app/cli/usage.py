@@ -11,7 +11,7 @@ import click
 
 from ..config import Config
 from ..config.settings import PriceSettings
-from ..ops.usage import Store, since_epoch, store_for
+from ..ops.usage import Store, fetch, since_epoch, usage_store
 from .common import UserError, format_table, load
 
 T = TypeVar("T")
@@ -22,14 +22,9 @@ GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "mode
 def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
     """Totals per group since ``since``; cost from ``prices`` (models without a price are listed)."""
     group = store.day if by == "day" else GROUPS[by]
-    db = store.connect(read_only=True)
-    try:
-        rows = db.execute(
-            f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT NULL "
-            "THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
-            f"FROM usage WHERE time >= {store.param} GROUP BY 1, 2 ORDER BY 1", (since,)).fetchall()
-    finally:
-        db.close()
+    rows = fetch(store, f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT NULL "
+                        "THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
+                        f"FROM usage WHERE time >= {store.param} GROUP BY 1, 2 ORDER BY 1", (since,))
     totals: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": [],
         "priced": False})
@@ -53,8 +48,7 @@ def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettin
 
 def read_records(config: Config, read: Callable[[Store], T]) -> T:
     """``read`` over the config's usage store (SQLite or PostgreSQL); a missing or unreadable store is one line."""
-    url = config.usage_url.get_secret_value() if config.usage_url else None
-    store = store_for(config.usage_file, url)
+    store = usage_store(config)
     if not store.exists():
         raise UserError(f"no usage records at {store.where()} yet (usage.path in the config)")
     try:

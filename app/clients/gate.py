@@ -27,6 +27,8 @@ from .words import headers_for, refusal_message
 
 logger = logging.getLogger(__name__)
 STORE_LOG_SECONDS = 10.0
+# What each failure mode does while the store is not answering, as the logs say it.
+FAILURE_MODES = {"open": "serving without limits", "closed": "answering 503 limits_unavailable"}
 OVER_MARGIN_MS = 50
 
 
@@ -43,9 +45,9 @@ class Demand(NamedTuple):
 class Limited(Exception):
     """Over a limit: the 429 to answer, in words and headers."""
 
-    def __init__(self, message: str, limit: str, headers: dict[str, str], client: str) -> None:
+    def __init__(self, message: str, limit: str, headers: dict[str, str]) -> None:
         super().__init__(message)
-        self.message, self.limit, self.headers, self.client = message, limit, headers, client
+        self.message, self.limit, self.headers = message, limit, headers
 
     @property
     def quota(self) -> bool:
@@ -102,10 +104,6 @@ class Gate:
         """Whether a client's scope includes a route (keys with no client reach every route)."""
         settings = self.clients.get(client) if client is not None else None
         return settings is None or settings.routes is None or route in settings.routes
-
-    def limited(self, client: str | None) -> ClientSettings | None:
-        settings = self.clients.get(client) if client is not None else None
-        return settings if settings is not None and settings.limited else None
 
     def parties(self, client: str, settings: ClientSettings, end_user: str | None) -> tuple[Party, ...]:
         if client in self._client_parties:
@@ -166,7 +164,7 @@ class Gate:
                        extra={"fields": {"client": client, "limit": refused.limit, "per_user": party.per_user}})
         if self.metrics is not None:
             self.metrics.limited.labels(client, refused.limit, "user" if party.per_user else "client").inc()
-        return Limited(message, refused.limit, headers, client)
+        return Limited(message, refused.limit, headers)
 
     def _store_failed(self, client: str, exc: StoreUnavailable) -> Ticket:
         mode = self.limits.on_store_error
@@ -176,9 +174,8 @@ class Gate:
         now = time.monotonic()
         if now - self._logged_at >= STORE_LOG_SECONDS:
             self._logged_at = now
-            action = "serving without limits" if mode == "open" else "answering 503 limits_unavailable"
             logger.error("limits store unavailable (%s): %s (on_store_error = %r); %d request(s) affected since "
-                         "the last line", exc, action, mode, self._store_failures)
+                         "the last line", exc, FAILURE_MODES[mode], mode, self._store_failures)
             self._store_failures = 0
         if mode == "closed":
             raise LimitsUnavailable(client)

@@ -66,10 +66,7 @@ class LocalStore:
             if counters is None:
                 counters = self._counters[party.key] = _Counters()
             start, end = self._period(now, party.period)
-            if counters.minute != minute:
-                counters.minute, counters.requests, counters.tokens = minute, 0, 0
-            if counters.period != start:
-                counters.period, counters.spent = start, 0
+            counters.roll(minute, start)
             refusal = _refusal(index, party, counters, ask, window_reset, int((end - now) * 1000))
             if refusal is not None:
                 return refusal
@@ -102,7 +99,7 @@ class LocalStore:
         found = []
         for party in parties:
             counters = self._counters.get(party.key, _Counters())
-            start, end = period_bounds(now, party.period)
+            start, end = self._period(now, party.period)
             same_minute, same_period = counters.minute == minute, counters.period == start
             found.append(PartyState(counters.requests if same_minute else 0, counters.tokens if same_minute else 0,
                                     int(((minute + 1) * 60 - now) * 1000), counters.spent if same_period else 0,
@@ -114,7 +111,7 @@ class LocalStore:
         now = self.clock()
         for party, nano in spent:
             counters = self._counters.setdefault(party.key, _Counters())
-            counters.roll(int(now // 60), period_bounds(now, party.period)[0])
+            counters.roll(int(now // 60), self._period(now, party.period)[0])
             counters.spent += nano
 
     async def close(self) -> None:

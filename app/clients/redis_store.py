@@ -15,6 +15,7 @@ import contextlib
 import time
 from typing import Any
 
+from ..config import Config
 from .limits import Admitted, Ask, Party, PartyState, Refused, StoreUnavailable
 from .redis_io import Call, RedisLane
 from .scripts import ADMIT, REFRESH, SETTLE, STATES
@@ -24,6 +25,8 @@ REFRESH_SECONDS = 30.0
 
 
 class RedisStore:
+    """The counters in Redis; :func:`redis_store_for` makes one from a config."""
+
     def __init__(self, url: str, timeout: float, prefix: str = "pp") -> None:
         self.lane = RedisLane(url, timeout, (ADMIT, SETTLE, REFRESH, STATES))
         self.timeout = timeout
@@ -91,3 +94,10 @@ class RedisStore:
 def _states(values: list[Any]) -> tuple[PartyState, ...]:
     numbers = [int(v) for v in values]
     return tuple(PartyState(*numbers[i:i + 6]) for i in range(0, len(numbers), 6))
+
+
+def redis_store_for(config: Config) -> RedisStore | None:
+    """The config's Redis store (``[limits] redis_url_env``), or None when it names none."""
+    if config.redis_url is None:
+        return None
+    return RedisStore(config.redis_url.get_secret_value(), config.limits.store_timeout_ms / 1000)

@@ -14,12 +14,13 @@ from typing import Any
 
 from ..config import Config
 from ..config.clients import LimitFields
-from ..ops.usage import client_totals, store_for
+from ..ops.usage import client_totals, usage_store
 from .demand import PriceBook
 from .gate import Gate
 from .keys import key_hash
 from .limits import NANO, PartyState
 from .local import LocalStore, period_bounds
+from .redis_store import redis_store_for
 from .restore import rebuild_budgets
 
 
@@ -34,10 +35,8 @@ def limits_of(fields: LimitFields) -> dict[str, Any]:
 async def client_report(config: Config) -> list[dict[str, Any]]:
     """One entry per client, in name order."""
     prices = PriceBook(config.prices)
-    if config.redis_url is not None:
-        from .redis_store import RedisStore
-
-        store: Any = RedisStore(config.redis_url.get_secret_value(), config.limits.store_timeout_ms / 1000)
+    store: Any = redis_store_for(config)
+    if store is not None:
         source = "redis"
         if not await store.ping():
             await store.close()
@@ -47,9 +46,8 @@ async def client_report(config: Config) -> list[dict[str, Any]]:
     gate = Gate(config.clients, config.limits, prices, store)
     usage = None
     if source != "redis" and config.usage.enabled:
-        url = config.usage_url.get_secret_value() if config.usage_url else None
-        usage = store_for(config.usage_file, url)
-        rebuild_budgets(store, gate, config.clients, prices, usage)
+        usage = usage_store(config)
+        rebuild_budgets(store, gate, usage)
     now = time.time()
     minute = client_totals(usage, math.floor(now / 60) * 60) if usage is not None else {}
     entries = []

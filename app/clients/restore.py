@@ -15,29 +15,30 @@ from collections.abc import Mapping
 from ..config.clients import ClientSettings
 from ..ops.usage import Store as UsageStore
 from ..ops.usage import spent_since
-from .demand import PriceBook
 from .gate import Gate
 from .limits import Party
 from .local import LocalStore, period_bounds
 
 
 def budgeted(clients: Mapping[str, ClientSettings]) -> bool:
-    return any(c.budget_usd is not None or c.per_user.budget_usd is not None for c in clients.values())
+    return any(c.budgeted for c in clients.values())
 
 
-def rebuild_budgets(store: LocalStore, gate: Gate, clients: Mapping[str, ClientSettings], prices: PriceBook,
-                    usage: UsageStore, now: float | None = None) -> int:
-    """Charge each budgeted party what the records say it spent this period; returns the rows read."""
+def rebuild_budgets(store: LocalStore, gate: Gate, usage: UsageStore, now: float | None = None) -> int:
+    """Charge each budgeted party of ``gate``'s clients what the records say it spent this period.
+
+    Returns the rows read.
+    """
     now = time.time() if now is None else now
     starts = {kind: period_bounds(now, kind)[0] for kind in ("day", "month")}
     rows = spent_since(usage, min(starts.values()))
     spent: dict[Party, int] = defaultdict(int)
     for client, user, model, day, prompt, completion in rows:
-        settings = clients.get(client)
+        settings = gate.clients.get(client)
         if settings is None:
             continue
         day_start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
-        cost = prices.cost(model, prompt, completion)
+        cost = gate.prices.cost(model, prompt, completion)
         for party in gate.parties(client, settings, user):
             if party.budget is not None and day_start >= starts[party.period]:
                 spent[party] += cost

@@ -12,7 +12,7 @@ def client_warnings(config: Config) -> list[str]:
         if not config.client_key_sets.get(name):
             found.append(f"clients.{name}: {client.key_env} holds no keys, so this client cannot sign in; "
                          f"set {client.key_env} (comma-separated keys)")
-        if client.budget_usd is None and client.per_user.budget_usd is None:
+        if not client.budgeted:
             continue
         unpriced = sorted({model for route in client.routes or config.routes for model in _models(config, route)
                            if model not in config.prices})

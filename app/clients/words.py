@@ -28,13 +28,9 @@ def headers_for(parties: tuple[Party, ...], states: tuple[PartyState, ...]) -> d
             if tokens is None or left < tokens[1]:
                 tokens = (party.tpm, left, state.window_reset_ms)
     if requests is not None:
-        headers["x-ratelimit-limit-requests"] = str(requests[0])
-        headers["x-ratelimit-remaining-requests"] = str(requests[1])
-        headers["x-ratelimit-reset-requests"] = duration(requests[2])
+        headers.update(_trio("requests", *requests))
     if tokens is not None:
-        headers["x-ratelimit-limit-tokens"] = str(tokens[0])
-        headers["x-ratelimit-remaining-tokens"] = str(tokens[1])
-        headers["x-ratelimit-reset-tokens"] = duration(tokens[2])
+        headers.update(_trio("tokens", *tokens))
     return headers
 
 

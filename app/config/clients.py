@@ -54,6 +54,15 @@ class ClientSettings(LimitFields):
     def limited(self) -> bool:
         return self.any or self.per_user.any
 
+    @property
+    def weighs_requests(self) -> bool:
+        """Whether any of its limits (its own or per user) needs each request's worst case."""
+        return self.counts_tokens or self.per_user.counts_tokens
+
+    @property
+    def budgeted(self) -> bool:
+        return self.budget_usd is not None or self.per_user.budget_usd is not None
+
 
 class LimitsSettings(BaseModel):
     """``[limits]``: where the clients' counters live and what happens when that store fails."""

@@ -18,6 +18,8 @@ from . import fidelity
 if TYPE_CHECKING:
     import sqlite3
 
+    from ..config import Config
+
 
 class Completed(NamedTuple):
     """What one request did; never holds a key, only a key's short hash.
@@ -204,6 +206,11 @@ def store_for(path: Path, url: str | None) -> Store:
     return PostgresStore(url) if url else SqliteStore(path)
 
 
+def usage_store(config: Config) -> Store:
+    """The config's usage store: PostgreSQL when ``[usage] url_env`` holds a URL, else the SQLite file."""
+    return store_for(config.usage_file, config.usage_url.get_secret_value() if config.usage_url else None)
+
+
 def since_epoch(spec: str, now: float | None = None) -> float:
     """``7d``, ``12h``, ``30m`` or an ISO date, as a Unix time."""
     now = time.time() if now is None else now
@@ -216,6 +223,15 @@ def since_epoch(spec: str, now: float | None = None) -> float:
         raise ValueError(f"--since takes 7d, 12h, 30m or a date like 2026-11-01, not {spec!r}") from None
 
 
+def fetch(store: Store, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of one read-only query on a store (``sql`` uses the store's ``param`` marks)."""
+    db = store.connect(read_only=True)
+    try:
+        return list(db.execute(sql, params).fetchall())
+    finally:
+        db.close()
+
+
 def spent_since(store: Store, since: float) -> list[tuple[str, str | None, str, str, int, int]]:
     """Tokens per client, end user, model and UTC day since ``since``: what rebuilds budgets at start-up.
 
@@ -223,14 +239,9 @@ def spent_since(store: Store, since: float) -> list[tuple[str, str | None, str, 
     """
     if not store.exists():
         return []
-    db = store.connect(read_only=True)
-    try:
-        rows = db.execute(
-            f"SELECT client, user_id, model, {store.day}, sum(coalesce(prompt_tokens, 0)), "
-            "sum(coalesce(completion_tokens, 0)) FROM usage WHERE time >= "
-            f"{store.param} AND client IS NOT NULL AND kind <> 'shadow' GROUP BY 1, 2, 3, 4", (since,)).fetchall()
-    finally:
-        db.close()
+    rows = fetch(store, f"SELECT client, user_id, model, {store.day}, sum(coalesce(prompt_tokens, 0)), "
+                        "sum(coalesce(completion_tokens, 0)) FROM usage WHERE time >= "
+                        f"{store.param} AND client IS NOT NULL AND kind <> 'shadow' GROUP BY 1, 2, 3, 4", (since,))
     return [(str(c), u, str(m), str(d), int(p or 0), int(o or 0)) for c, u, m, d, p, o in rows]
 
 
@@ -238,11 +249,7 @@ def client_totals(store: Store, since: float) -> dict[str, tuple[int, int]]:
     """Requests and tokens per client since ``since`` (shadow calls left out)."""
     if not store.exists():
         return {}
-    db = store.connect(read_only=True)
-    try:
-        rows = db.execute(
-            "SELECT client, count(*), sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) FROM usage "
-            f"WHERE time >= {store.param} AND client IS NOT NULL AND kind <> 'shadow' GROUP BY 1", (since,)).fetchall()
-    finally:
-        db.close()
+    rows = fetch(store, "SELECT client, count(*), sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) "
+                        f"FROM usage WHERE time >= {store.param} AND client IS NOT NULL AND kind <> 'shadow' "
+                        "GROUP BY 1", (since,))
     return {str(c): (int(n or 0), int(t or 0)) for c, n, t in rows}

@@ -14,9 +14,10 @@ from typing import Any
 
 from ..clients.demand import choices, max_output, prompt_tokens
 from ..clients.gate import Demand, Gate, Limited, LimitsUnavailable, Ticket
+from ..clients.limits import TPM
 from ..tuning.tokens import TokenCounter
 from .apis import CHAT, Api
-from .errors import ProxyError, ServiceUnavailable, model_not_found
+from .errors import QuotaExceeded, RateLimited, ServiceUnavailable, model_not_found
 from .openwebui import MAX_NAME
 from .planning import Headers
 from .routing import Route
@@ -24,16 +25,10 @@ from .routing import Route
 USER_HEADER = b"x-openwebui-user-id"
 
 
-class RateLimited(ProxyError):
-    status = 429
-    type = "requests"
-    code = "rate_limit_exceeded"
-
-
-class QuotaExceeded(ProxyError):
-    status = 429
-    type = "insufficient_quota"
-    code = "insufficient_quota"
+def body_user(body: dict[str, Any]) -> str | None:
+    """The body's ``user`` field, bounded like Open WebUI's user header."""
+    user = body.get("user")
+    return user[:MAX_NAME] if isinstance(user, str) and user else None
 
 
 def end_user(headers: Headers, body: dict[str, Any]) -> str | None:
@@ -41,8 +36,7 @@ def end_user(headers: Headers, body: dict[str, Any]) -> str | None:
     for name, value in headers:
         if name == USER_HEADER and value:
             return value.decode("latin-1")[:MAX_NAME]
-    user = body.get("user")
-    return user[:MAX_NAME] if isinstance(user, str) and user else None
+    return body_user(body)
 
 
 class Admission:
@@ -55,8 +49,7 @@ class Admission:
         # Per route: the persona's own tokens (the largest target's) and the dearest prices of its models.
         self._routes: dict[str, tuple[int, float, float]] = {}
         # Per client: its settings if it has limits, and whether they need the request's worst case.
-        self._clients = {name: (settings, settings.counts_tokens or settings.per_user.counts_tokens,
-                                settings.per_user.any)
+        self._clients = {name: (settings, settings.weighs_requests, settings.per_user.any)
                          for name, settings in gate.clients.items() if settings.limited}
 
     def allows(self, client: str | None, route: Route) -> bool:
@@ -75,10 +68,10 @@ class Admission:
         try:
             return await self.gate.admit(client, settings, end_user(headers, body) if per_user else None, demand)
         except Limited as limited:
-            cls = QuotaExceeded if limited.quota else RateLimited
-            err = cls(limited.message, headers=limited.headers)
-            if limited.limit != "budget_usd":
-                err.type = "tokens" if limited.limit == "tpm" else "requests"
+            if limited.quota:
+                raise QuotaExceeded(limited.message, headers=limited.headers) from None
+            err = RateLimited(limited.message, headers=limited.headers)
+            err.type = "tokens" if limited.limit == TPM else "requests"
             raise err from None
         except LimitsUnavailable:
             raise ServiceUnavailable("persona-proxy cannot check this client's limits right now; retry shortly.",

@@ -7,9 +7,11 @@ ProxyError                      status  type                    code
 ├── AuthenticationFailed         401     invalid_request_error   invalid_api_key
 ├── NotFound                     404     invalid_request_error   model_not_found / not_found
 ├── MethodNotAllowed             405     invalid_request_error   method_not_allowed
+├── RateLimited                  429     requests / tokens       rate_limit_exceeded (a client's own limit)
+├── QuotaExceeded                429     insufficient_quota      insufficient_quota (a client's budget)
 ├── UpstreamStatusError          (upstream's status, type and code, passed through)
 ├── BadGateway                   502     server_error            upstream_*
-├── ServiceUnavailable           503     server_error            overloaded
+├── ServiceUnavailable           503     server_error            overloaded / limits_unavailable
 └── GatewayTimeout               504     server_error            upstream_timeout
 
 Messages are written for the person calling the API. They never contain a
@@ -86,6 +88,18 @@ class MethodNotAllowed(ProxyError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RateLimited(ProxyError):
+    status = 429
+    type = "requests"  # or "tokens", as OpenAI types its own
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(ProxyError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class UpstreamStatusError(ProxyError):

@@ -21,14 +21,15 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from ..clients.demand import PriceBook
-from ..clients.gate import Gate
+from ..clients.gate import FAILURE_MODES, Gate
 from ..clients.limits import Store as LimitsStore
 from ..clients.local import LocalStore
+from ..clients.redis_store import redis_store_for
 from ..clients.restore import budgeted, rebuild_budgets
 from ..config import Config, ConfigError, load_config
 from ..ops.metrics import Metrics
 from ..ops.recorder import Recorder
-from ..ops.usage import store_for
+from ..ops.usage import usage_store
 from ..tuning.tokens import TokenCounter, load_counter
 from .admission import Admission
 from .api import CHAT_PATH, RESPONSES_PATH, ChatEndpoint
@@ -81,8 +82,7 @@ class Runtime:
 
     async def start(self) -> None:
         if self.config.usage.enabled:
-            url = self.config.usage_url.get_secret_value() if self.config.usage_url else None
-            self.recorder.store = store_for(self.config.usage_file, url)
+            self.recorder.store = usage_store(self.config)
         self.recorder.start()
         self.live.start()
         if self.config.clients:
@@ -207,7 +207,7 @@ class Runtime:
 
     async def _load_counter(self, config: Config) -> None:
         # Loading the tokenizer takes about a second: never on the event loop, never on a request.
-        if any(c.counts_tokens or c.per_user.counts_tokens for c in config.clients.values()):
+        if any(c.weighs_requests for c in config.clients.values()):
             await asyncio.to_thread(self.counter)
 
     def counter(self) -> TokenCounter:
@@ -244,26 +244,21 @@ async def watch_models(lifecycle: Lifecycle, routes: RouteTable, clients: Mappin
 async def open_limits_store(config: Config) -> LimitsStore:
     """Redis when the config names it (reachable or not: the failure mode covers it), else this process."""
     limits = config.limits
-    if config.redis_url is not None:
-        from ..clients.redis_store import RedisStore
-
-        store = RedisStore(config.redis_url.get_secret_value(), limits.store_timeout_ms / 1000)
+    store = redis_store_for(config)
+    if store is not None:
         reachable = await store.ping()
-        mode = "serving without limits" if limits.on_store_error == "open" else "answering 503 limits_unavailable"
         if reachable:
             logger.info("client limits: counted in Redis (%s), shared by every worker and replica",
                         limits.redis_url_env)
         else:
             logger.error("client limits: Redis (%s) is not reachable; until it is, on_store_error = %r: %s",
-                         limits.redis_url_env, limits.on_store_error, mode)
+                         limits.redis_url_env, limits.on_store_error, FAILURE_MODES[limits.on_store_error])
         return store
     local = LocalStore()
     if budgeted(config.clients) and config.usage.enabled:
-        url = config.usage_url.get_secret_value() if config.usage_url else None
         try:
-            rows = await asyncio.to_thread(rebuild_budgets, local, Gate(config.clients, limits,
-                                           PriceBook(config.prices), local), config.clients,
-                                           PriceBook(config.prices), store_for(config.usage_file, url))
+            gate = Gate(config.clients, limits, PriceBook(config.prices), local)
+            rows = await asyncio.to_thread(rebuild_budgets, local, gate, usage_store(config))
             logger.info("client limits: counted in this process; budgets rebuilt from %d usage group(s)", rows)
         except Exception as exc:  # an unreadable usage store must not stop the proxy; say what it means
             logger.error("client limits: budgets could not be rebuilt from the usage records (%s); they start at "

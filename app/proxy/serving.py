@@ -22,12 +22,11 @@ from ..ops.logs import REQUEST_ID
 from ..ops.metrics import Metrics
 from ..ops.usage import Completed, reported_tokens
 from .access import write_access_line
-from .admission import Admission
+from .admission import Admission, body_user
 from .apis import CHAT, Api
 from .errors import ProxyError, ServiceUnavailable
 from .guard import ClientGone, Guard, PhaseTimeout
 from .lifecycle import Lifecycle
-from .openwebui import MAX_NAME
 from .planning import Headers, Plan, ask_for_usage, plan_request, should_fail_over, signals_retirement
 from .preview import body_preview
 from .relay import StreamRelay, raw_headers, timeout_error
@@ -66,8 +65,7 @@ class ChatService:
         if ticket is not None:
             exchange.limit_headers = ticket.headers
         exchange.client_name = client
-        user = body.get("user")
-        exchange.body_user = user[:MAX_NAME] if isinstance(user, str) and user else None
+        exchange.body_user = body_user(body)
         # One call out for the plan (canary, shadows, sampling) and one after the reply, on routes that have them.
         turn = exchange.turn = self.succession.start(route, body, headers, key_id, api) \
             if route.succession and self.succession is not None else None
