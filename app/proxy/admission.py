@@ -18,11 +18,9 @@ from ..clients.limits import TPM
 from ..tuning.tokens import TokenCounter
 from .apis import CHAT, Api
 from .errors import QuotaExceeded, RateLimited, ServiceUnavailable, model_not_found
-from .openwebui import MAX_NAME
+from .openwebui import MAX_NAME, caller_from
 from .planning import Headers
 from .routing import Route
-
-USER_HEADER = b"x-openwebui-user-id"
 
 
 def body_user(body: dict[str, Any]) -> str | None:
@@ -32,11 +30,11 @@ def body_user(body: dict[str, Any]) -> str | None:
 
 
 def end_user(headers: Headers, body: dict[str, Any]) -> str | None:
-    """Who is behind a request: Open WebUI's user header, which wins over the body's ``user``."""
-    for name, value in headers:
-        if name == USER_HEADER and value:
-            return value.decode("latin-1")[:MAX_NAME]
-    return body_user(body)
+    """Who is behind a request: Open WebUI's user header, which wins over the body's ``user``.
+
+    Read as usage records read it (:func:`caller_from`), so a budget rebuilt from them finds the same user.
+    """
+    return caller_from(headers).user_id or body_user(body)
 
 
 class Admission:
