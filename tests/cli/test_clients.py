@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 
+from ..clock import fresh_minute
 from ..fakes.styles import FT_MODEL
 from ..proxy.test_clients import (
     BOT_KEY,
@@ -20,7 +21,6 @@ from ..proxy.test_clients import (
     WEB_KEY,
     chat,
     clients,
-    fresh_minute,
     usage_rows,
     worst_case_tokens,
 )

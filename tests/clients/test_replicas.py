@@ -21,10 +21,10 @@ import pytest
 from app.clients.demand import prompt_tokens
 from app.tuning.tokens import load_counter
 
+from ..clock import fresh_minute
 from ..fakes.servers import black_hole, serve_process
 from ..fakes.styles import FT_MODEL
 from ..fakes.upstream import FakeOpenAI, Gate, Reply, completion
-from ..proxy.test_clients import fresh_minute
 
 KEY = "replica-key-" + "e" * 24
 

@@ -15,6 +15,8 @@ from app.clients.local import LocalStore, period_bounds
 from app.clients.redis_store import RedisStore
 from app.clients.scripts import PERIOD
 
+from ..clock import fresh_minute
+
 TICKETS = itertools.count()
 
 
@@ -30,6 +32,7 @@ def ask(*parties: Party, tokens: int = 0, cost: int = 0) -> Ask:
 
 @pytest.fixture(params=["local", "redis"])
 async def store(request: pytest.FixtureRequest):
+    fresh_minute(room=3)  # every test here reads its counters back within the same window
     if request.param == "local":
         yield LocalStore()
         return

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from ..clock import fresh_minute
 from ..conftest import DEFAULT_ROUTES
 from ..fakes.styles import FT_MODEL, MAID_PROMPT
 from ..fakes.upstream import Gate as Hold
@@ -175,13 +176,6 @@ async def test_fifty_concurrent_requests_against_a_budget_that_fits_ten_admit_te
     assert statuses.count(200) == 10 and statuses.count(429) == 40, statuses
     assert {a.json()["error"]["code"] for a in answers if a.status_code == 429} == {"insufficient_quota"}
     assert len(fake.requests) == 10
-
-
-def fresh_minute(room: float = 15.0) -> None:
-    """Wait, if need be, so a test's requests all fall in one clock minute (the limits' window)."""
-    left = 60 - time.time() % 60
-    if left < room:
-        time.sleep(left + 0.05)
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
