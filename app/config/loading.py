@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .card_files import load_cards
 from .clients import ClientSettings, LimitFields, LimitsSettings
 from .errors import ConfigError
 from .secrets import check_exposure, is_loopback, with_secrets
@@ -72,6 +73,7 @@ def load_config(
         raise ConfigError(f"{where}: no routes; add a [routes.NAME] table (see config.example.toml)")
     base_dir = source.parent if source is not None else Path.cwd()
     _load_prompt_files(config, base_dir, where)
+    load_cards(config, base_dir, where)
     config.usage.path = _usage_path(config.usage.path, source, environ)
     return with_secrets(config, environ, where)
 

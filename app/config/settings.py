@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from ..cards import Book, Card
 from .clients import ClientSettings, LimitsSettings
 from .names import EnvName, Name
 from .server import SERVER_ENV_PREFIX, ServerSettings, server_env
@@ -93,7 +94,13 @@ class RouteSettings(TargetFields):
     system_prompt_file: Path | None = Field(
         default=None, description="File holding the system prompt, relative to the config file."
     )
-    system_prompt_mode: Literal["replace", "prepend", "if_absent"] = Field(default="replace")
+    system_prompt_mode: Literal["replace", "prepend", "if_absent"] = Field(
+        default="replace", description="What happens to the client's own system messages: 'replace' drops them "
+        "(the route owns the persona), 'prepend' keeps them after the persona (a frontend that sends its own "
+        "character card, as SillyTavern does), 'if_absent' applies the persona only when the client sent none.")
+    user_name: str = Field(
+        default="User", min_length=1, max_length=64,
+        description="Who {{user}} is in a persona card when Open WebUI does not send the user's name.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Request defaults; values the client sends win."
     )
@@ -194,6 +201,9 @@ class Config(BaseModel):
     upstream_keys: dict[str, SecretStr] = Field(default_factory=dict, exclude=True)
     client_key_sets: dict[str, tuple[SecretStr, ...]] = Field(default_factory=dict, exclude=True)
     redis_url: SecretStr | None = Field(default=None, exclude=True)
+    # Every persona_card and lorebook the routes name, read and checked at load, by resolved path.
+    # (Any: they are plain dataclasses holding compiled patterns, not pydantic models to validate.)
+    cards: dict[Path, Any] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")
     def _routes_name_upstreams(self) -> Config:
@@ -222,6 +232,18 @@ class Config(BaseModel):
         if self.usage.path is None:
             raise RuntimeError("usage.path is resolved by load_config()")
         return self.usage.path
+
+    def card(self, path: Path) -> Card:
+        """The card read from ``path`` (a ``persona_card`` of one of the routes)."""
+        found = self.cards[path]
+        assert isinstance(found, Card)
+        return found
+
+    def book(self, path: Path) -> Book:
+        """The lorebook read from ``path`` (a ``lorebook`` of one of the routes)."""
+        found = self.cards[path]
+        assert isinstance(found, Book)
+        return found
 
     def upstream(self, name: str) -> Upstream:
         return Upstream(name=name, settings=self.upstreams[name], api_key=self.upstream_keys.get(name))

@@ -35,6 +35,12 @@ class TargetFields(BaseModel):
     shutdown_date: dt.date | None = Field(
         default=None, description="When the model retires, if the upstream does not say (YYYY-MM-DD)."
     )
+    persona_card: Path | None = Field(
+        default=None, description="A character card (PNG, JSON or CHARX) whose persona this target serves "
+        "(relative to the config; on the route: every target's, unless a target names its own).")
+    lorebook: Path | None = Field(
+        default=None, description="A lorebook (lorebook_v3 JSON or a bare book) whose entries enter the prompt "
+        "when the conversation names them (relative to the config; on the route: every target's).")
 
 
 class FallbackSettings(TargetFields):

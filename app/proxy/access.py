@@ -21,7 +21,7 @@ logger = logging.getLogger("app.proxy.serving")
 def write_access_line(self: _Exchange, plan: Plan) -> None:
     """The request's access line: text for people, its fields for JSON logs (``extra``)."""
     stream = self.stream
-    kind = "task" if plan.task else "chat"
+    kind = "task" if plan.task else self.api.name
     fields: dict[str, Any] = {"kind": kind, "route": self.route.name, "target": plan.target.label,
                               "status": self.status, "stream": self.wants_stream,
                               "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
@@ -43,7 +43,7 @@ def write_access_line(self: _Exchange, plan: Plan) -> None:
         text += f" completion_tokens={completion}"
     error = self.error or (stream.error if stream else None)
     for name, value in (("client", self.client_name), ("task", plan.task), ("user", plan.caller.user_id),
-                        ("chat", plan.caller.chat_id), ("error", error)):
+                        ("chat", plan.caller.chat_id), ("dropped_system", plan.dropped), ("error", error)):
         if value:
             fields[name] = value
             text += f" {name}={value!r}" if name == "error" else f" {name}={value}"

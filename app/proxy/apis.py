@@ -28,6 +28,7 @@ class BodyBuilder(Protocol):
 
 
 RelayFactory = Callable[..., StreamRelay]
+Placer = Callable[[dict[str, Any], int, Sequence[Any], str | None], dict[str, Any]]
 Reader = Callable[[UpstreamResponse, Guard, float, bytes, dict[str, Any]],
                   Awaitable[tuple[bytes, dict[str, Any] | None]]]
 
@@ -67,6 +68,11 @@ class Api:
     convert: Callable[[dict[str, Any]], dict[str, Any]]
     relay: RelayFactory
     read: Reader
+    # Where a card persona's per-request parts go: does the persona apply, what did its mode drop,
+    # and placing lorebook entries at depth and the post-history instructions.
+    applies: Callable[[Mapping[str, Any], persona.PromptMode], bool]
+    dropped: Callable[[Mapping[str, Any], persona.PromptMode], int]
+    place: Placer
     translated: bool = False
 
     def effective(self, upstream: UpstreamSettings) -> Api:
@@ -76,8 +82,10 @@ class Api:
         return self
 
 
-CHAT = Api("chat", "chat/completions", persona.upstream_body, _chat_messages, _same, _chat_relay, _read_native)
+CHAT = Api("chat", "chat/completions", persona.upstream_body, _chat_messages, _same, _chat_relay, _read_native,
+           persona.applies, persona.dropped, persona.place)
 RESPONSES = Api("responses", "responses", responses.upstream_body, responses.input_items, _same,
-                _responses_relay, _read_native)
+                _responses_relay, _read_native, responses.applies, responses.dropped, responses.place)
 RESPONSES_VIA_CHAT = Api("responses", "chat/completions", responses.upstream_body, responses.input_items,
-                         responses_to_chat, _translating_relay, read_translated, translated=True)
+                         responses_to_chat, _translating_relay, read_translated, responses.applies,
+                         responses.dropped, responses.place, translated=True)

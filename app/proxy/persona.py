@@ -8,7 +8,10 @@ for absent parameters. Everything else passes through untouched.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .card_persona import Insert
 
 PromptMode = Literal["replace", "prepend", "if_absent"]
 
@@ -69,3 +72,37 @@ def upstream_body(
     out["model"] = model
     out["messages"] = apply_persona(body["messages"], prompt, mode, few_shot)
     return apply_defaults(out, params)
+
+
+def applies(body: Mapping[str, Any], mode: PromptMode) -> bool:
+    """Whether the persona goes into this request (``if_absent`` yields to the client's system messages)."""
+    return mode != "if_absent" or not any(is_system(m) for m in body["messages"] if isinstance(m, dict))
+
+
+def dropped(body: Mapping[str, Any], mode: PromptMode) -> int:
+    """How many of the client's system messages the persona's mode leaves out."""
+    if mode != "replace":
+        return 0
+    return sum(1 for m in body["messages"] if isinstance(m, dict) and m.get("role") in SYSTEM_ROLES)
+
+
+def place(body: dict[str, Any], shots: int, inserts: Sequence[Insert], post: str | None) -> dict[str, Any]:
+    """Lorebook entries at their depth in the conversation, and the post-history instructions last."""
+    body["messages"] = placed(body["messages"], 1 + shots, inserts, post)
+    return body
+
+
+def placed(items: list[Any], start: int, inserts: Sequence[Insert], post: str | None) -> list[Any]:
+    """``items`` with each insert ``depth`` items from the end (never before ``start``), then ``post``."""
+    at: dict[int, list[dict[str, str]]] = {}
+    for insert in inserts:
+        index = max(start, len(items) - insert.depth)
+        at.setdefault(index, []).append({"role": insert.role, "content": insert.content})
+    out: list[Any] = []
+    for index, item in enumerate(items):
+        out += at.get(index, ())
+        out.append(item)
+    out += at.get(len(items), ())
+    if post:
+        out.append({"role": "system", "content": post})
+    return out

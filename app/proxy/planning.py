@@ -6,16 +6,19 @@ serving layer calls them and does the I/O.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .apis import CHAT, Api
+from .card_persona import Persona, render
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
 from .openwebui import Caller, caller_from, detect_task, task_header
 from .routing import Route, Target
 
 Headers = Iterable[tuple[bytes, bytes]]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class Plan:
     task: str | None
     caller: Caller
     target: Target
+    dropped: int = 0  # the client's system messages the route's system_prompt_mode left out
 
 
 def plan_request(route: Route, target: Target, body: dict[str, Any], headers: Headers, *,
@@ -35,17 +39,39 @@ def plan_request(route: Route, target: Target, body: dict[str, Any], headers: He
     s = route.settings
     task = detect_task({"messages": api.messages(body)}, task_header(headers))
     caller = caller_from(headers)
+    dropped = 0
     if task is not None and not s.task_persona:
         # A title or tag request: no persona, no persona tuning, maybe a cheaper model.
         out = {**body, "model": s.task_model or target.model}
         upstream = s.task_upstream or target.upstream
     else:
-        out = api.build(body, model=target.model, prompt=target.prompt, mode=s.system_prompt_mode,
-                        params=target.params, few_shot=target.few_shot)
+        mode = s.system_prompt_mode
+        if target.prompt is not None or target.persona is not None:
+            dropped = api.dropped(body, mode)
+        if target.persona is None:
+            out = api.build(body, model=target.model, prompt=target.prompt, mode=mode, params=target.params,
+                            few_shot=target.few_shot)
+        else:
+            out = _with_card(route, target, target.persona, body, caller, api)
         upstream = target.upstream
     if forward_user_id and caller.user_id and "user" not in out:
         out["user"] = caller.user_id
-    return Plan(upstream, out, task, caller, target)
+    return Plan(upstream, out, task, caller, target, dropped)
+
+
+def _with_card(route: Route, target: Target, persona: Persona, body: dict[str, Any], caller: Caller,
+               api: Api) -> dict[str, Any]:
+    """A card persona's request: the lorebook entries this conversation triggers, {{user}}, post-history."""
+    mode = route.settings.system_prompt_mode
+    rendered = render(persona, api.messages(body), caller.user_name)
+    out = api.build(body, model=target.model, prompt=rendered.prompt or None, mode=mode, params=target.params,
+                    few_shot=rendered.few_shot)
+    if (rendered.inserts or rendered.post) and api.applies(body, mode):
+        out = api.place(out, len(rendered.few_shot), rendered.inserts, rendered.post)
+    if rendered.fired and logger.isEnabledFor(logging.DEBUG):
+        logger.debug("lorebook on route %s: %d entr%s fired: %s", route.name, len(rendered.fired),
+                     "y" if len(rendered.fired) == 1 else "ies", ", ".join(rendered.fired))
+    return out
 
 
 def signals_retirement(err: ProxyError) -> bool:

@@ -10,11 +10,14 @@ lifecycle events carry a model, inside their ``response`` object.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .persona import SYSTEM_ROLES, PromptMode, apply_defaults
+from .persona import SYSTEM_ROLES, PromptMode, apply_defaults, placed
+
+if TYPE_CHECKING:
+    from .card_persona import Insert
 
 # Events with a nested response object: the only ones naming a model.
 LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued", "response.completed",
@@ -64,6 +67,26 @@ def apply_persona(body: dict[str, Any], prompt: str | None, mode: PromptMode,
     if shots or mode == "replace" or isinstance(body.get("input"), list):
         out["input"] = [*shots, *items]
     return out
+
+
+def applies(body: Mapping[str, Any], mode: PromptMode) -> bool:
+    """Whether the persona goes into this request (``if_absent`` yields to the client's instructions)."""
+    if mode != "if_absent":
+        return True
+    return not body.get("instructions") and not any(is_system_item(i) for i in input_items(body))
+
+
+def dropped(body: Mapping[str, Any], mode: PromptMode) -> int:
+    """How many of the client's system items (its ``instructions`` counting as one) the mode leaves out."""
+    if mode != "replace":
+        return 0
+    return bool(body.get("instructions")) + sum(1 for i in input_items(body) if is_system_item(i))
+
+
+def place(body: dict[str, Any], shots: int, inserts: Sequence[Insert], post: str | None) -> dict[str, Any]:
+    """Lorebook entries at their depth among the input items, and the post-history instructions last."""
+    body["input"] = placed(input_items(body), shots, inserts, post)
+    return body
 
 
 def defaults(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ..cards import Card
 from ..config import CanarySettings, Config, RouteSettings, ShadowSettings
 from ..config.targets import TargetFields
 from ..tuning import fewshot
 from ..tuning.fidelity import Profile
 from ..tuning.tokens import TokenCounter, load_counter
+from .card_persona import Persona, build_persona, render
 from .errors import model_not_found
 
 
@@ -32,6 +35,9 @@ class Target:
     role: str = "primary"  # primary | fallback | canary | shadow
     share: float = 0.0  # a canary's share of conversations, a shadow's sample of requests
     max_in_flight: int = 0  # a shadow's concurrency cap
+    # A card or lorebook persona with work to do per request (entries to pick, {{user}}, post-history);
+    # None for everything else, which pays nothing for cards.
+    persona: Persona | None = None
 
     @property
     def label(self) -> str:
@@ -57,6 +63,8 @@ class Route:
     shadows: tuple[Target, ...] = ()
     # The training replies' profile, when the route names a ``dataset``: live fidelity measures against it.
     profile: Profile | None = None
+    # What loading its cards and lorebooks found worth saying (logged at start and on reload).
+    warnings: tuple[str, ...] = ()
 
     @property
     def every_target(self) -> tuple[Target, ...]:
@@ -103,12 +111,14 @@ class RouteTable:
                 loaded.append(counter())
             return loaded[0]
 
-        return cls({
-            name: Route(name, settings, created, orjson.dumps(name), targets_of(settings, shared_counter),
-                        extra_targets(settings, "canary", shared_counter),
-                        extra_targets(settings, "shadow", shared_counter), profile_of(settings))
-            for name, settings in config.routes.items()
-        })
+        routes = {}
+        for name, settings in config.routes.items():
+            warnings: list[str] = []
+            load = Loader(settings, config.cards, shared_counter, warnings)
+            routes[name] = Route(name, settings, created, orjson.dumps(name), load.targets(),
+                                 load.extra("canary"), load.extra("shadow"), profile_of(settings),
+                                 tuple(dict.fromkeys(f"routes.{name}: {w}" for w in warnings)))
+        return cls(routes)
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())
@@ -125,30 +135,53 @@ class RouteTable:
 
 
 
-def targets_of(route: RouteSettings, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:
-    """The primary target and the fallbacks, with their prompts and few-shot examples resolved."""
-    return tuple(_target(route, spec, index, "fallback" if index else "primary", counter)
-                 for index, spec in enumerate([route, *route.fallbacks]))
+@dataclass(slots=True)
+class Loader:
+    """Resolves one route's targets: prompts, few-shot exchanges, cards and lorebooks."""
 
+    route: RouteSettings
+    cards: Mapping[Path, Any]
+    counter: Callable[[], TokenCounter]
+    warnings: list[str]
 
-def extra_targets(route: RouteSettings, table: str, counter: Callable[[], TokenCounter]) -> tuple[Target, ...]:
-    """A route's canary or shadow targets, resolved like fallbacks (the route's persona, their own keys)."""
-    specs: list[CanarySettings] | list[ShadowSettings] = getattr(route, table)
-    return tuple(_target(route, spec, index, table, counter) for index, spec in enumerate(specs))
+    def targets(self) -> tuple[Target, ...]:
+        """The primary target and the fallbacks."""
+        return tuple(self.target(spec, index, "fallback" if index else "primary")
+                     for index, spec in enumerate([self.route, *self.route.fallbacks]))
 
+    def extra(self, table: str) -> tuple[Target, ...]:
+        """The canary or shadow targets, resolved like fallbacks (the route's persona, their own keys)."""
+        specs: list[CanarySettings] | list[ShadowSettings] = getattr(self.route, table)
+        return tuple(self.target(spec, index, table) for index, spec in enumerate(specs))
 
-def _target(route: RouteSettings, spec: TargetFields, index: int, role: str,
-            counter: Callable[[], TokenCounter]) -> Target:
-    prompt = route.system_prompt
-    if spec.system_prompt_extra:
-        prompt = f"{prompt}\n\n{spec.system_prompt_extra}" if prompt else spec.system_prompt_extra
-    few_shot: list[dict[str, str]] = []
-    if spec.few_shot_from is not None:
-        few_shot = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens, counter())
-    params = dict(route.params) if role == "primary" else {**route.params, **getattr(spec, "params", {})}
-    share = getattr(spec, "share", getattr(spec, "sample", 0.0))
-    return Target(index, spec.upstream, spec.model, prompt, tuple(few_shot), params, spec.shutdown_date, role,
-                  share, getattr(spec, "max_in_flight", 0))
+    def target(self, spec: TargetFields, index: int, role: str) -> Target:
+        route = self.route
+        prompt, shots, persona = self._persona(spec)
+        params = dict(route.params) if role == "primary" else {**route.params, **getattr(spec, "params", {})}
+        share = getattr(spec, "share", getattr(spec, "sample", 0.0))
+        return Target(index, spec.upstream, spec.model, prompt, shots, params, spec.shutdown_date, role,
+                      share, getattr(spec, "max_in_flight", 0), persona)
+
+    def _persona(self, spec: TargetFields) -> tuple[str | None, tuple[dict[str, str], ...], Persona | None]:
+        route = self.route
+        card_path, book_path = spec.persona_card or route.persona_card, spec.lorebook or route.lorebook
+        card: Card | None = self.cards[card_path] if card_path else None
+        books = [b for b in (card.book if card else None, self.cards[book_path] if book_path else None) if b]
+        if card is None and not books:
+            prompt = route.system_prompt
+            if spec.system_prompt_extra:
+                prompt = f"{prompt}\n\n{spec.system_prompt_extra}" if prompt else spec.system_prompt_extra
+            shots: list[dict[str, str]] = []
+            if spec.few_shot_from is not None:
+                shots = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens,
+                                       self.counter())
+            return prompt, tuple(shots), None
+        persona, warnings = build_persona(route, spec, card, books, self.counter())
+        self.warnings += [*warnings, *(card.warnings if card else ()), *(w for b in books for w in b.warnings)]
+        static = render(persona, ())
+        # Without per-request work the rendered text is all there is: serve it like any prompt.
+        dynamic = persona.lore or persona.personal or persona.post
+        return static.prompt or None, static.few_shot, persona if dynamic else None
 
 
 def profile_of(route: RouteSettings) -> Profile | None:

@@ -73,7 +73,6 @@ def message_tokens(user: str, reply: str, counter: TokenCounter) -> int:
     return 6 + counter.text("user") + counter.text("assistant") + counter.text(user) + counter.text(reply)
 
 
-def cost(messages: list[dict[str, str]], counter: TokenCounter) -> int:
-    """Prompt tokens the exchanges add to every request."""
-    return sum(message_tokens(messages[i]["content"], messages[i + 1]["content"], counter)
-               for i in range(0, len(messages) - 1, 2))
+def cost(messages: list[dict[str, str]] | tuple[dict[str, str], ...], counter: TokenCounter) -> int:
+    """Prompt tokens the exchanges add to every request (the cookbook's 3 per message, role and content)."""
+    return sum(3 + counter.text(m["role"]) + counter.text(m["content"]) for m in messages)
