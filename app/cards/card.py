@@ -52,6 +52,8 @@ def read_card(path: Path) -> Card:
         return parse_card(_json(_png_card(raw), "its card chunk"))
     if raw.startswith(b"PK\x03\x04"):
         return parse_card(_json(_charx_card(raw), "card.json"))
+    if not raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        raise CardError("it is not a character card: neither a PNG, a CHARX (zip) nor a JSON object")
     return parse_card(_json(raw, "the file"))
 
 

@@ -16,6 +16,7 @@ from .. import __version__
 
 # name -> (module in app.cli, attribute)
 COMMANDS = {
+    "card": ("card", "card"),
     "chat": ("chat", "chat_command"),
     "check": ("check", "check_command"),
     "clients": ("clients", "clients_command"),

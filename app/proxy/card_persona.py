@@ -3,12 +3,12 @@
 The prompt, in this order, each part only when present, separated by a blank line:
 
 1. the card's ``system_prompt``, its ``{{original}}`` being the route's own
-   ``system_prompt`` (without a card: nothing here);
+   ``system_prompt`` (a card without one: the route's ``system_prompt``; no
+   card: the route's ``system_prompt``);
 2. lorebook entries placed ``before_char``;
 3. the character: the card's ``description``, then ``[{{char}}'s personality:
    ...]`` and ``[Circumstances and context of the dialogue: ...]`` (SillyTavern's
-   wording for personality and scenario); without a card, the route's
-   ``system_prompt``;
+   wording for personality and scenario); without a card, nothing;
 4. lorebook entries placed ``after_char``;
 5. the target's ``system_prompt_extra``.
 
@@ -56,6 +56,7 @@ class Persona:
     personal: bool  # some part says {{user}}: filled in per request
     user_name: str
     scan_depth: int
+    left_out: int = 0  # the card's example dialogues that did not fit few_shot_count or few_shot_max_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,9 @@ def build_persona(route: RouteSettings, spec: TargetFields, card: Card | None, b
     warnings: list[str] = []
     own = route.system_prompt or ""
     char = card.name if card else (route.display_name or "")
-    head, character, post = "", own, ""
+    # Without a card the route's prompt stands where a card's system_prompt would: a route exported as a
+    # card and served from it again places its lorebook entries the same way.
+    head, character, post = own, "", ""
     if card is not None:
         card_prompt = card.text("system_prompt")
         if not card_prompt.strip():
@@ -88,12 +91,13 @@ def build_persona(route: RouteSettings, spec: TargetFields, card: Card | None, b
         character = "\n\n".join(part for part in _character(card) if part)
         post = with_original(card.text("post_history_instructions"), "")
     parts = [resolve(text, char).strip() for text in (head, character, spec.system_prompt_extra or "", post)]
-    shots = _few_shot(card, char, spec, counter)
+    shots, left_out = _few_shot(card, char, spec, counter)
     lore = tuple(lore_of(book, char, counter) for book in books)
     personal = any(USER in text for text in (*parts, *(m["content"] for m in shots), *(c for lo in lore
                                                                                         for c in lo.contents)))
     depth = max((lo.scan_depth for lo in lore), default=0)
-    return Persona(parts[0], parts[1], parts[2], shots, parts[3], lore, personal, route.user_name, depth), warnings
+    return Persona(parts[0], parts[1], parts[2], shots, parts[3], lore, personal, route.user_name, depth,
+                   left_out), warnings
 
 
 def _character(card: Card) -> list[str]:
@@ -103,21 +107,24 @@ def _character(card: Card) -> list[str]:
             f"[Circumstances and context of the dialogue: {scenario}]" if scenario else ""]
 
 
-def _few_shot(card: Card | None, char: str, spec: TargetFields, counter: TokenCounter) -> tuple[Message, ...]:
+def _few_shot(card: Card | None, char: str, spec: TargetFields,
+              counter: TokenCounter) -> tuple[tuple[Message, ...], int]:
+    """The card's example blocks first, then ``few_shot_from``'s, in one count and budget; and how many
+    of the card's did not fit."""
     chosen: list[Message] = []
-    count, spent = 0, 0
+    count, spent, left_out = 0, 0, 0
     names = (char, card.text("name").strip()) if card else ()
     for block in examples(resolve(card.text("mes_example"), char), names) if card else []:
         cost = fewshot.cost(block, counter)
-        if count == spec.few_shot_count:
-            break
-        if spent + cost <= spec.few_shot_max_tokens:
+        if count < spec.few_shot_count and spent + cost <= spec.few_shot_max_tokens:
             chosen += block
             count, spent = count + 1, spent + cost
+        else:
+            left_out += 1
     if spec.few_shot_from is not None and count < spec.few_shot_count and spent < spec.few_shot_max_tokens:
         chosen += fewshot.select(spec.few_shot_from, spec.few_shot_count - count,
                                  spec.few_shot_max_tokens - spent, counter)
-    return tuple(chosen)
+    return tuple(chosen), left_out
 
 
 def render(persona: Persona, items: Sequence[Any], user_name: str | None = None) -> Rendered:
