@@ -63,6 +63,10 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
             errors.append(f"route {route}: no target can serve it")
     warnings += succession_warnings(rows, utc_today())
     warnings += client_warnings(config)
+    if config.cards:
+        from ..proxy.routing import RouteTable
+
+        warnings += [line for route in RouteTable.from_config(config) for line in route.warnings]
     if config.redis_url is not None and not _redis_answers(config):
         mode = config.limits.on_store_error
         errors.append(f"limits.redis_url_env: Redis ({config.limits.redis_url_env}) is not reachable, so the "

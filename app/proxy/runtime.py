@@ -166,6 +166,8 @@ class Runtime:
         for retired in (old, old_shadows):
             self._retired.append(retired)
             self._spawn(self._close_when_idle(retired))
+        for line in (w for route in routes for w in route.warnings):
+            logger.warning("%s", line)
         logger.info("config reloaded from %s: %d route(s)", source, len(routes))
         return True
 

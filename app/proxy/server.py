@@ -128,7 +128,7 @@ def _log_start(config: Config, routes: RouteTable) -> None:
                 "upstream %s: %s is not set; its routes (%s) will answer 502 until it is",
                 name, settings.api_key_env, names,
             )
-    for line in client_warnings(config):
+    for line in [*client_warnings(config), *(w for route in routes for w in route.warnings)]:
         logger.warning("%s", line)
     logger.info("serving %d route(s): %s", len(routes), ", ".join(r.name for r in routes))
     if config.usage.enabled:

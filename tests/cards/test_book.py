@@ -16,8 +16,8 @@ def test_decorators_set_depth_and_role_and_leave_the_content():
 
 def test_unknown_decorators_are_listed_once_at_load():
     loaded = book({"keys": ["a"], "content": "@@activate_only_after 3\n@@scan_depth 4\nfact", "name": "n"})
-    assert loaded.warnings == ("character_book.entries[0] (n): ignored unsupported decorator(s): @@activate_only_after 3, "
-                               "@@scan_depth 4",)
+    assert loaded.warnings == ("character_book.entries[0] (n): ignored unsupported decorator(s): "
+                               "@@activate_only_after 3, @@scan_depth 4",)
     assert loaded.entries[0].content == "fact"
 
 
