@@ -29,6 +29,7 @@ from .routing import Route
 from .serving import ChatService
 
 logger = logging.getLogger(__name__)
+access = logging.getLogger("app.proxy.serving")  # the access lines' logger
 
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
@@ -47,8 +48,13 @@ async def list_models(request: Request) -> Response:
     """The routes the caller's key may use, as OpenAI model objects."""
     routes, admission = request.app.state.routes, request.app.state.admission
     client = request.scope.get(CLIENT_SCOPE)
-    return _json({"object": "list", "data": [_model(request, r) for r in routes if not r.settings.hidden
-                                             and (admission is None or admission.allows(client, r))]})
+    data = [_model(request, r) for r in routes
+            if not r.settings.hidden and (admission is None or admission.allows(client, r))]
+    # A client's connection check (Open WebUI, SillyTavern, the SDKs) shows in the log like a request does.
+    fields = {"kind": "models", "status": 200, "listed": len(data), **({"client": client} if client else {})}
+    access.info("models status=200 listed=%d%s", len(data), f" client={client}" if client else "",
+                extra={"fields": fields})
+    return _json({"object": "list", "data": data})
 
 
 async def get_model(request: Request) -> Response:

@@ -28,7 +28,7 @@ _REPLIES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 _FALLBACK = (
     "是的，主人！莉莉聽到您說「{said}」了。現在是離線示範模式，莉莉只會說幾句話；"
-    "設定 OPENAI_API_KEY 之後，就能和真正的女僕模型聊天喔！❤️"
+    "設定 OPENAI_API_KEY 之後，改選 maid 模型，就能和真正的女僕模型聊天喔！❤️"
 )
 
 
@@ -60,6 +60,9 @@ class DemoTransport(httpx.AsyncBaseTransport):
             return _json(200, {"object": "list", "data": [_model("maid-demo")]})
         if request.method == "POST" and path.endswith("/chat/completions"):
             body = orjson.loads(await request.aread())
+            refused = _cannot(body)
+            if refused is not None:
+                return refused
             if body.get("stream"):
                 return httpx.Response(
                     200, headers={"content-type": "text/event-stream"}, stream=_DemoStream(body)
@@ -67,6 +70,24 @@ class DemoTransport(httpx.AsyncBaseTransport):
             return _json(200, _completion(body))
         return _json(404, {"error": {"message": "Unknown demo path.", "type": "invalid_request_error",
                                      "param": None, "code": "not_found"}})
+
+
+def _cannot(body: dict[str, Any]) -> httpx.Response | None:
+    """A 400 for what the canned maid cannot do, instead of an answer that looks right and is not."""
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        return _refusal("n", f"The offline demo maid writes one choice per request (n = {n} was asked); "
+                             "a real upstream serves n.")
+    choice = body.get("tool_choice")
+    if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
+        return _refusal("tool_choice", "The offline demo maid cannot call tools, so it cannot honour "
+                                       "tool_choice; use a real upstream for tools.")
+    return None
+
+
+def _refusal(param: str, message: str) -> httpx.Response:
+    return _json(400, {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                 "code": "unsupported_value"}})
 
 
 def _json(status: int, obj: object) -> httpx.Response:

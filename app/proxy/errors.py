@@ -180,7 +180,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     cls = _STATUS_ERRORS.get(exc.status_code, ProxyError)
     if exc.status_code == 404:
         err: ProxyError = NotFound(
-            f"Unknown path {request.url.path[:200]}; this proxy serves /v1/models and /v1/chat/completions."
+            f"Unknown path {request.url.path[:200]}; this proxy serves /v1/models, /v1/chat/completions "
+            "and /v1/responses."
         )
     elif exc.status_code == 405:
         err = MethodNotAllowed(f"Method {request.method} is not allowed on this path.")

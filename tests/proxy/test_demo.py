@@ -55,3 +55,36 @@ def test_demo_reply_picks_by_keyword_and_quotes_otherwise():
     assert "茶" in demo_reply([{"role": "user", "content": "tea please"}])
     fallback = demo_reply([{"role": "user", "content": [{"type": "text", "text": "天氣如何"}]}])
     assert "天氣如何" in fallback and "OPENAI_API_KEY" in fallback
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"n": 2}, "n"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+      "tool_choice": "required"}, "tool_choice"),
+])
+def test_demo_refuses_what_it_cannot_do_instead_of_pretending(default_proxy, extra, param):
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(default_proxy).chat.completions.create(
+            model="maid-demo", messages=[{"role": "user", "content": "你好"}], **extra)
+    assert caught.value.body["param"] == param and caught.value.body["code"] == "unsupported_value"
+    assert "demo maid" in caught.value.body["message"]
+
+
+def test_the_unknown_path_answer_names_every_api_and_a_models_call_is_logged(default_proxy, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    answer = httpx.get(default_proxy.url + "/v2/chat")
+    assert answer.status_code == 404 and "/v1/responses" in answer.json()["error"]["message"]
+    assert httpx.get(default_proxy.url + "/v1/models").status_code == 200
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("kind") == "models"]
+    assert lines and lines[-1].fields["listed"] >= 1 and lines[-1].getMessage().startswith("models status=200")
+
+
+def test_responses_requests_log_as_responses(default_proxy, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    assert sdk(default_proxy).responses.create(model="maid-demo", input="你好").output_text
+    line = next(r for r in caplog.records if getattr(r, "fields", {}).get("route") == "maid-demo")
+    assert line.getMessage().startswith("responses route=maid-demo") and line.fields["kind"] == "responses"
