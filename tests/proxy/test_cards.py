@@ -154,3 +154,25 @@ def test_sillytavern_requests_under_each_mode(make_proxy, fake, caplog, mode, st
     else:
         assert upstream == theirs
         assert "dropped_system" not in access_line(caplog)
+
+
+def test_the_example_card_and_lorebook_serve_offline(tmp_path):
+    import shutil
+
+    from app.config import load_config
+    from app.proxy.server import create_app
+
+    from ..conftest import REPO
+    from ..fakes.servers import ServerThread
+
+    for name in ("lily-card.json", "tea-lorebook.json"):
+        shutil.copy(REPO / "examples" / name, tmp_path / name)
+    (tmp_path / "config.toml").write_text(
+        '[server]\nport = 0\n[upstreams.demo]\nkind = "demo"\n[routes.lily]\nupstream = "demo"\nmodel = "maid-demo"\n'
+        'persona_card = "lily-card.json"\nlorebook = "tea-lorebook.json"\nuser_name = "主人"\n', encoding="utf-8")
+    with ServerThread(create_app(load_config(tmp_path / "config.toml", environ={}))) as server:
+        import openai
+
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=10)
+        reply = client.chat.completions.create(model="lily", messages=[{"role": "user", "content": "想喝咖啡"}])
+        assert "主人" in reply.choices[0].message.content
