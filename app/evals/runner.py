@@ -8,6 +8,7 @@ the proxy's upstream client, so an eval measures what a user would get.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -94,10 +95,15 @@ def dataset_of(route: Route) -> Path | None:
 
 
 def candidate(route: Route, spec: str, index: int) -> Target:
-    """``MODEL@UPSTREAM`` as a fallback of ``route`` with its persona (no extra, no few-shot)."""
+    """``MODEL@UPSTREAM`` as a fallback of ``route`` with its persona (no extra, no few-shot but a card's)."""
     model, _, upstream = spec.rpartition("@")
     if not model or not upstream:
         raise ValueError(f"--target takes MODEL@UPSTREAM, e.g. gpt-4.1-mini@openai, not {spec!r}")
+    if route.settings.persona_card is not None:
+        # A card's persona is its prompt, examples and lorebook together: the candidate gets all of it.
+        primary = route.targets[0]
+        return dataclasses.replace(primary, index=index, upstream=upstream, model=model, shutdown_date=None,
+                                   role="fallback", params=dict(route.settings.params))
     return Target(index, upstream, model, route.settings.system_prompt, (), dict(route.settings.params), None,
                   "fallback")
 

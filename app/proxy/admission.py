@@ -20,7 +20,7 @@ from .apis import CHAT, Api
 from .errors import QuotaExceeded, RateLimited, ServiceUnavailable, model_not_found
 from .openwebui import MAX_NAME, caller_from
 from .planning import Headers
-from .routing import Route
+from .routing import Route, Target
 
 
 def body_user(body: dict[str, Any]) -> str | None:
@@ -89,10 +89,19 @@ class Admission:
         known = self._routes.get(route.name)
         if known is None:
             counter = self.counter()
-            overhead = max((counter.text(t.prompt or "") + sum(counter.text(m["content"]) + 4 for m in t.few_shot)
-                            for t in (*route.targets, *route.canaries)), default=0)
+            overhead = max((_overhead(t, counter) for t in (*route.targets, *route.canaries)), default=0)
             models = {t.model for t in (*route.targets, *route.canaries)}
             if route.settings.task_model:
                 models.add(route.settings.task_model)
             known = self._routes[route.name] = (overhead, *self.gate.prices.bound(models))
         return known
+
+
+def _overhead(target: Target, counter: TokenCounter) -> int:
+    """The most prompt tokens a target adds to a request: its persona, few-shot, and a lorebook at its fullest."""
+    tokens = counter.text(target.prompt or "") + sum(counter.text(m["content"]) + 4 for m in target.few_shot)
+    persona = target.persona
+    if persona is not None:
+        tokens += counter.text(persona.post) + 4 + sum(lore.most_tokens + 4 * len(lore.contents)
+                                                       for lore in persona.lore)
+    return tokens
