@@ -7,8 +7,8 @@ The prompt, in this order, each part only when present, separated by a blank lin
    card: the route's ``system_prompt``);
 2. lorebook entries placed ``before_char``;
 3. the character: the card's ``description``, then ``[{{char}}'s personality:
-   ...]`` and ``[Circumstances and context of the dialogue: ...]`` (SillyTavern's
-   wording for personality and scenario); without a card, nothing;
+   ...]`` and ``[Circumstances and context of the dialogue: ...]`` (labelled as
+   SillyTavern long wrote them); without a card, nothing;
 4. lorebook entries placed ``after_char``;
 5. the target's ``system_prompt_extra``.
 

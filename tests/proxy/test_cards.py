@@ -107,15 +107,16 @@ def test_a_fallback_target_serves_its_own_card(make_proxy, fake, tmp_path):
 
 def sillytavern_body(stream: bool) -> dict:
     """What SillyTavern 1.19 sends from "Chat Completion, Custom (OpenAI-compatible)" with its default prompt
-    order (public/scripts/openai.js, PromptManager.js): each part a system message, the examples as system
-    messages named example_user / example_assistant, the greeting as the first assistant message."""
+    order and texts (public/scripts/openai.js of the npm package: default_main_prompt, the personality and
+    scenario formats, '[Example Chat]', '[Start a new Chat]'): each part a system message, the examples as
+    system messages named example_user / example_assistant, the greeting as the first assistant message."""
     return {"model": "tavern", "stream": stream, "temperature": 1, "max_tokens": 300, "presence_penalty": 0,
             "frequency_penalty": 0, "top_p": 1, "logit_bias": {},
             "messages": [
                 {"role": "system", "content": "Write Lily's next reply in a fictional chat between Lily and User."},
                 {"role": "system", "content": "Lily is a maid who serves User."},
-                {"role": "system", "content": "[Lily's personality: cheerful]"},
-                {"role": "system", "content": "[Circumstances and context of the dialogue: a tea room]"},
+                {"role": "system", "content": "cheerful"},  # personality_format '{{personality}}' in 1.19
+                {"role": "system", "content": "a tea room"},  # scenario_format '{{scenario}}'
                 {"role": "system", "content": "[Example Chat]"},
                 {"role": "system", "name": "example_user", "content": "Hi"},
                 {"role": "system", "name": "example_assistant", "content": "Hello, master!"},
