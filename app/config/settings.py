@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from ..cards import Book, Card
 from .clients import ClientSettings, LimitsSettings
 from .names import EnvName, Name
 from .server import SERVER_ENV_PREFIX, ServerSettings, server_env
 from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings, TargetFields
+
+if TYPE_CHECKING:  # cards (and RE2) are imported only by configs that name one
+    from ..cards import Book, Card
 
 __all__ = ["OPENAI_FINE_TUNING_UNTIL", "SERVER_ENV_PREFIX", "Config", "PriceSettings", "RouteSettings",
            "ServerSettings", "Upstream", "UpstreamSettings", "UsageSettings", "server_env"]
@@ -235,12 +237,16 @@ class Config(BaseModel):
 
     def card(self, path: Path) -> Card:
         """The card read from ``path`` (a ``persona_card`` of one of the routes)."""
+        from ..cards import Card
+
         found = self.cards[path]
         assert isinstance(found, Card)
         return found
 
     def book(self, path: Path) -> Book:
         """The lorebook read from ``path`` (a ``lorebook`` of one of the routes)."""
+        from ..cards import Book
+
         found = self.cards[path]
         assert isinstance(found, Book)
         return found

@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .apis import CHAT, Api
-from .card_persona import Persona, render
 from .errors import BadGateway, GatewayTimeout, ProxyError, ServiceUnavailable, UpstreamStatusError
 from .openwebui import Caller, caller_from, detect_task, task_header
 from .routing import Route, Target
+
+if TYPE_CHECKING:
+    from .card_persona import Persona
 
 Headers = Iterable[tuple[bytes, bytes]]
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ def plan_request(route: Route, target: Target, body: dict[str, Any], headers: He
 def _with_card(route: Route, target: Target, persona: Persona, body: dict[str, Any], caller: Caller,
                api: Api) -> dict[str, Any]:
     """A card persona's request: the lorebook entries this conversation triggers, {{user}}, post-history."""
+    from .card_persona import render  # imported by the first card request, not by every process
+
     mode = route.settings.system_prompt_mode
     rendered = render(persona, api.messages(body), caller.user_name)
     out = api.build(body, model=target.model, prompt=rendered.prompt or None, mode=mode, params=target.params,

@@ -7,18 +7,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..cards import Card
 from ..config import CanarySettings, Config, RouteSettings, ShadowSettings
 from ..config.targets import TargetFields
 from ..tuning import fewshot
 from ..tuning.fidelity import Profile
 from ..tuning.tokens import TokenCounter, load_counter
-from .card_persona import Persona, build_persona, render
 from .errors import model_not_found
+
+if TYPE_CHECKING:
+    from ..cards import Card
+    from .card_persona import Persona
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,8 @@ class Loader:
                 shots = fewshot.select(spec.few_shot_from, spec.few_shot_count, spec.few_shot_max_tokens,
                                        self.counter())
             return prompt, tuple(shots), None
+        from .card_persona import build_persona, render  # only for routes with a card or a lorebook
+
         persona, warnings = build_persona(route, spec, card, books, self.counter())
         self.warnings += [*warnings, *(card.warnings if card else ()), *(w for b in books for w in b.warnings)]
         static = render(persona, ())
