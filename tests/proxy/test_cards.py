@@ -177,3 +177,15 @@ def test_the_example_card_and_lorebook_serve_offline(tmp_path):
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=10)
         reply = client.chat.completions.create(model="lily", messages=[{"role": "user", "content": "想喝咖啡"}])
         assert "主人" in reply.choices[0].message.content
+        # The demo speaks chat only: a Responses request is translated after the card is placed.
+        assert "主人" in client.responses.create(model="lily", input="想喝咖啡").output_text
+
+
+def test_a_responses_request_to_a_chat_only_upstream_keeps_the_card_in_place(make_proxy, fake, tmp_path):
+    write(tmp_path / "lily.png", card_png())
+    proxy = make_proxy(card_routes(), upstream='responses = "translate"')
+    assert proxy.openai().responses.create(model="lily", input="tea with honey").output_text
+    messages = sent(fake)["messages"]
+    assert messages[0] == {"role": "system", "content": LILY_PROMPT.format(user="User")}
+    assert messages[-3:] == [{"role": "user", "content": "Lily hates sugar."},
+                             {"role": "user", "content": "tea with honey"}, POST]
