@@ -21,6 +21,7 @@ from ..cards.macros import example_text, has_original, with_original
 from ..cards.png import SIGNATURE, avatar
 from ..config import Config, RouteSettings
 from ..proxy.routing import Loader, Target
+from ..tuning import fewshot
 from ..tuning.greeting import typical_greeting
 from ..tuning.tokens import load_counter
 from .common import UserError, load
@@ -43,9 +44,11 @@ def export(route_name: str, output: Path, as_json: bool, greeting: str | None, i
     if route_name not in config.routes:
         raise UserError(f"no route '{route_name}'; routes: {', '.join(sorted(config.routes))}")
     settings = config.routes[route_name]
-    target = Loader(settings, config.cards, load_counter, []).targets()[0]
+    loader = Loader(settings, config.cards, load_counter, [])
+    targets = (*loader.targets(), *loader.extra("canary"))
+    target = targets[0]
     base = config.card(settings.persona_card) if settings.persona_card else None
-    fields = _fields(route_name, settings, target, base)
+    fields = _fields(route_name, settings, target, base, _examples(settings, targets))
     first = greeting if greeting is not None else (base.text("first_mes") if base else "") or _greeting(settings)
     book = _book(config, settings, base)
     card = card_object(base.data if base else None, first_mes=first or "", character_book=book, **fields)
@@ -60,7 +63,21 @@ def export(route_name: str, output: Path, as_json: bool, greeting: str | None, i
                f"greeting {'yes' if first else 'none'}, lorebook entries {len(_entry_list(book)) if book else 0}")
 
 
-def _fields(route_name: str, settings: RouteSettings, target: Target, base: Card | None) -> dict[str, Any]:
+def _examples(settings: RouteSettings, targets: tuple[Target, ...]) -> list[dict[str, str]]:
+    """The primary's few-shot exchanges; a fine-tune has none, so then a fallback's or canary's (the
+    successors'), else the training set's (``dataset``), chosen as ``few_shot_from`` would."""
+    primary = targets[0]
+    if primary.persona is not None:
+        return list(primary.persona.few_shot)  # {{user}} still a macro, as in a card
+    found = next((t.few_shot for t in targets if t.few_shot), ())
+    if not found and settings.dataset is not None:
+        found = tuple(fewshot.select(Path(settings.dataset), settings.few_shot_count, settings.few_shot_max_tokens,
+                                     load_counter()))
+    return list(found)
+
+
+def _fields(route_name: str, settings: RouteSettings, target: Target, base: Card | None,
+            shots: list[dict[str, str]]) -> dict[str, Any]:
     note = (f"Exported from persona-proxy route '{route_name}' (model {target.model} on upstream "
             f"{target.upstream}) on {dt.date.today().isoformat()}.")
     extension = {"route": route_name, "model": target.model, "upstream": target.upstream}
@@ -69,14 +86,12 @@ def _fields(route_name: str, settings: RouteSettings, target: Target, base: Card
         # The prompt without the lorebook's entries (they go in the card's book), {{user}} kept as a macro.
         prompt = "\n\n".join(p for p in (persona.head, persona.tail) if p) if persona else target.prompt or ""
         return {"name": settings.display_name or route_name, "system_prompt": prompt,
-                "mes_example": example_text(list(target.few_shot)), "creator_notes": note,
+                "mes_example": example_text(shots), "creator_notes": note,
                 "creator": "persona-proxy", "extensions": {"persona_proxy": extension}}
     # A card route keeps its card: only what the route added is written into it.
     own = settings.system_prompt or ""
     prompt = base.text("system_prompt")
     prompt = with_original(prompt, own) if has_original(prompt) else (prompt or own)
-    # With a per-request persona its exchanges still say {{user}}, as the card did.
-    shots = list(target.persona.few_shot if target.persona is not None else target.few_shot)
     notes = "\n\n".join(n for n in (base.text("creator_notes"), note) if n)
     return {"system_prompt": prompt, "mes_example": example_text(shots), "creator_notes": notes,
             "extensions": {**(base.data.get("extensions") or {}), "persona_proxy": extension}}

@@ -174,3 +174,20 @@ console.log(JSON.stringify({{spec: card.spec, name: card.data.name, mes: card.da
     # SillyTavern's writer, our reader: its ccv3 chunk wins, as it should.
     written = read_card(tmp_path / "st.png")
     assert written.spec == "chara_card_v3" and written.name == "Lily" and written.book is not None
+
+
+def test_a_fine_tune_without_few_shot_exports_its_successors_or_training_sets_examples(tmp_path):
+    shutil.copy(SAMPLE, tmp_path / "train.jsonl")
+    config = tmp_path / "config.toml"
+    base = (f'[upstreams.demo]\nkind = "demo"\n[routes.maid]\nupstream = "demo"\nmodel = "ft:maid"\n'
+            f'system_prompt = "{PROMPT}"\n')
+    config.write_text(base + '[[routes.maid.fallbacks]]\nupstream = "demo"\nmodel = "gpt-4.1-mini"\n'
+                      'few_shot_from = "train.jsonl"\nfew_shot_count = 3\n', encoding="utf-8")
+    assert run("card", "export", "maid", "-o", str(tmp_path / "a.json"), "--config", str(config))[0] == 0
+    fallback = RouteTable.from_config(load_config(config)).resolve("maid").targets[1]
+    card = json.loads((tmp_path / "a.json").read_text())["data"]
+    assert card["mes_example"].count("<START>") == 3
+    assert fallback.few_shot[0]["content"] in card["mes_example"]
+    config.write_text(base + 'dataset = "train.jsonl"\nfew_shot_count = 2\n', encoding="utf-8")
+    assert run("card", "export", "maid", "-o", str(tmp_path / "b.json"), "--config", str(config))[0] == 0
+    assert json.loads((tmp_path / "b.json").read_text())["data"]["mes_example"].count("<START>") == 2

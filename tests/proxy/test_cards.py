@@ -189,3 +189,11 @@ def test_a_responses_request_to_a_chat_only_upstream_keeps_the_card_in_place(mak
     assert messages[0] == {"role": "system", "content": LILY_PROMPT.format(user="User")}
     assert messages[-3:] == [{"role": "user", "content": "Lily hates sugar."},
                              {"role": "user", "content": "tea with honey"}, POST]
+
+
+def test_the_debug_log_names_the_entries_that_fired_never_their_text(lily, caplog):
+    caplog.set_level(logging.DEBUG, logger="app.proxy.planning")
+    lily.openai().chat.completions.create(model="lily", messages=[{"role": "user", "content": "tea with honey"}])
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.proxy.planning"]
+    assert "lorebook on route lily: 3 entries fired: home, tea, sugar" in lines
+    assert not any("oolong" in line or "hates sugar" in line for line in lines)
