@@ -21,8 +21,12 @@ from .errors import CardError
 
 POSITIONS = ("before_char", "after_char")
 ROLES = ("system", "user", "assistant")
-# SillyTavern keeps its own placement in an entry's extensions: position 4 is "at depth", role 0/1/2.
-ST_AT_DEPTH, ST_ROLES = 4, {0: "system", 1: "user", 2: "assistant"}
+# SillyTavern's own placement, a number (in a card's entry extensions, or at the top of an entry in its
+# world-info files): 0 before the character, 1 after it, 4 at a depth in the chat; 2 and 3 (around the
+# author's note), 5 and 6 (around the example messages) and 7 (an outlet) have no place here and go
+# after the character, with a warning. Roles 0/1/2.
+ST_POSITIONS, ST_AT_DEPTH = {0: "before_char", 1: "after_char", 4: "depth"}, 4
+ST_ROLES = {0: "system", 1: "user", 2: "assistant"}
 JS_FLAGS = {"i": "i", "s": "s", "m": "m", "g": "", "u": "", "y": "", "d": ""}
 SUPPORTED_DECORATORS = ("depth", "role", "position", "activate", "dont_activate")
 MAX_ENTRIES = 5000
@@ -111,8 +115,8 @@ def _entry(raw: Any, where: str, index: int, warnings: list[str]) -> Entry:
         case_sensitive=bool(raw.get("case_sensitive")), use_regex=bool(raw.get("use_regex")),
         insertion_order=_number(raw, ("insertion_order", "order"), where, 100),
         priority=_number(raw, ("priority",), where, _number(raw, ("insertion_order", "order"), where, 100)),
-        position=_position(raw.get("position"), ext, where), depth=_int(ext.get("depth"), 0),
-        role=ST_ROLES.get(ext["role"], "system") if isinstance(ext.get("role"), int) else "system",
+        position=_position(raw, ext, f"{where} ({label})", warnings),
+        depth=_int(_st(raw, ext, "depth"), 0), role=ST_ROLES.get(_st(raw, ext, "role") or 0, "system"),
     )
     enabled = raw.get("enabled", not raw.get("disable", False))
     entry = _decorated(entry, decorators, where, warnings)
@@ -217,14 +221,29 @@ def key_pattern(key: str, use_regex: bool, case_sensitive: bool) -> str:
     return f"(?{inline}){body}" if inline else body
 
 
-def _position(value: Any, ext: Mapping[str, Any], where: str) -> str:
-    if ext.get("position") == ST_AT_DEPTH:
+def _position(raw: Mapping[str, Any], ext: Mapping[str, Any], where: str, warnings: list[str]) -> str:
+    value, code = raw.get("position"), _st(raw, ext, "position")
+    if code == ST_AT_DEPTH:
         return "depth"
-    if value in (None, ""):
-        return "after_char" if ext.get("position") == 1 else "before_char"
-    if value not in POSITIONS:
-        raise CardError(f"{where}.position is {value!r}; use before_char or after_char")
-    return str(value)
+    if isinstance(value, str) and value:
+        if value not in POSITIONS:
+            raise CardError(f"{where}: position is {value!r}; use before_char or after_char")
+        return value
+    if code is None:
+        return "before_char"
+    if code not in ST_POSITIONS:
+        warnings.append(f"{where}: SillyTavern position {code} (author's note, example messages or an outlet) "
+                        "has no place here; it goes after_char")
+    return ST_POSITIONS.get(code, "after_char")
+
+
+def _st(raw: Mapping[str, Any], ext: Mapping[str, Any], name: str) -> int | None:
+    """A SillyTavern number (position, depth, role): at the entry's top level in its world-info files,
+    in ``extensions`` in its cards."""
+    for value in (raw.get(name), ext.get(name)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def _text(raw: Mapping[str, Any], name: str, where: str) -> str:

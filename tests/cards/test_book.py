@@ -52,3 +52,18 @@ def test_one_scan_finds_primary_and_secondary_hits():
                   {"keys": ["/\\bmoon\\b/"], "use_regex": True, "content": "3"})
     primary, secondary = loaded.matcher.hits("Tea with SUGAR under the moonlight")
     assert primary == {0, 1} and secondary == {1}
+
+
+def test_sillytavern_world_info_numbers_place_entries():
+    # Fields as SillyTavern 1.19 writes its world-info files (default/content/Eldoria.json).
+    def st(uid, position, **more):
+        return {"uid": uid, "key": ["k"], "keysecondary": [], "comment": f"e{uid}", "content": "x",
+                "constant": False, "selective": True, "order": 100, "position": position, "disable": False,
+                "depth": 4, "role": None, **more}
+
+    loaded = read_book({"entries": {"0": st(0, 0), "1": st(1, 1), "2": st(2, 4, depth=2, role=2), "3": st(3, 2)}})
+    placed = [(e.position, e.depth, e.role) for e in loaded.entries]
+    assert placed == [("before_char", 4, "system"), ("after_char", 4, "system"), ("depth", 2, "assistant"),
+                      ("after_char", 4, "system")]
+    assert not loaded.entries[0].selective  # selective without secondary keys is a plain entry
+    assert any("SillyTavern position 2" in w for w in loaded.warnings)
