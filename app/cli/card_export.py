@@ -34,7 +34,8 @@ from .common import UserError, load
 @click.option("--json", "as_json", is_flag=True, help="Write the card as JSON instead of a PNG.")
 @click.option("--greeting", metavar="TEXT", help="Her first message (default: from the card or the training set).")
 @click.option("--image", type=click.Path(path_type=Path, dir_okay=False),
-              help="A PNG to carry the card, kept as it is (default: a plain generated avatar).")
+              help="A PNG to carry the card, kept as it is (default: the route's card's own PNG, else a plain "
+                   "generated avatar).")
 @click.option("--config", "config_file", metavar="PATH",
               help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")
 def export(route_name: str, output: Path, as_json: bool, greeting: str | None, image: Path | None,
@@ -52,6 +53,8 @@ def export(route_name: str, output: Path, as_json: bool, greeting: str | None, i
     first = greeting if greeting is not None else (base.text("first_mes") if base else "") or _greeting(settings)
     book = _book(config, settings, base)
     card = card_object(base.data if base else None, first_mes=first or "", character_book=book, **fields)
+    if image is None and settings.persona_card is not None and settings.persona_card.read_bytes()[:8] == SIGNATURE:
+        image = settings.persona_card  # the card's own art, kept as it is
     payload = to_json(card) if as_json or output.suffix.lower() == ".json" else to_png(card, _image(image, card))
     try:
         output.write_bytes(payload)

@@ -191,3 +191,11 @@ def test_a_fine_tune_without_few_shot_exports_its_successors_or_training_sets_ex
     config.write_text(base + 'dataset = "train.jsonl"\nfew_shot_count = 2\n', encoding="utf-8")
     assert run("card", "export", "maid", "-o", str(tmp_path / "b.json"), "--config", str(config))[0] == 0
     assert json.loads((tmp_path / "b.json").read_text())["data"]["mes_example"].count("<START>") == 2
+
+
+def test_a_card_route_exports_on_its_own_art(tmp_path):
+    art = card_png()
+    write(tmp_path / "lily.png", art)
+    config = maid_config(tmp_path, extra='persona_card = "lily.png"')
+    assert run("card", "export", "maid", "-o", str(tmp_path / "out.png"), "--config", str(config))[0] == 0
+    assert dict(chunks((tmp_path / "out.png").read_bytes()))[b"IDAT"] == dict(chunks(art))[b"IDAT"]
