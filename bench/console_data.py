@@ -1,18 +1,15 @@
-"""The console's data on 10 million usage rows: raw GROUP BY queries against daily rollups (SQLite).
+"""The usage records on 10 million rows: the raw table against the daily rollups (SQLite).
 
     python -m bench.console_data                      # 10,000,000 rows over 180 days
-    python -m bench.console_data --rows 2000000 --days 90
+    python -m bench.console_data --rows 2000000 --days 90 --raw-days 30
 
-Groundwork for the console (issue 23): every data endpoint must answer in under 300 ms
-on 10M rows. This writes rows with the proxy's own usage schema (``SqliteStore``), times
-the queries a console page makes (per day by route, by client, by target, by API, the top
-end users) on the raw table (once: they take seconds) and on two daily rollups built from
-it (best of three), and prints the figures with the rollups' size and build time.
-
-The rollups: ``daily`` (day, route, client, upstream, model, role, api, kind) and
-``daily_users`` (day, client, user_id): the end-user dimension is split off because it
-multiplies the rows of everything else (with route in it too, it was 8.8M rows of 10M).
-An end user belongs to one client here, as an Open WebUI user does to its connection.
+Writes rows with the proxy's own usage schema as a store from before the rollups
+existed, then times what opening it for writing costs once (building the rollups from
+every row, as ``serve`` does before it starts), and the totals ``persona-proxy usage
+--by X --since N`` reads, from the raw rows alone (one run: they take seconds) and
+from the rollups plus the raw rows of the part of a day before them (best of three).
+Every figure is printed. Groundwork for the console (issue 23): its data endpoints must
+answer in under 300 ms on 10M rows.
 """
 
 from __future__ import annotations
@@ -21,17 +18,14 @@ import argparse
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.ops.usage import COLUMNS, SqliteStore, insert_sql
+from app.cli.usage import GROUPS, grouped_rows
+from app.ops.usage import COLUMNS, SqliteStore, fetch, insert_sql
 
 DAY = 86_400
-ROLLUPS = {
-    "daily": ("route", "client", "upstream", "model", "role", "api", "kind"),
-    "daily_users": ("client", "user_id"),
-}
 
 
 def rows(count: int, days: int, rng: random.Random, end: float) -> Iterator[tuple[Any, ...]]:
@@ -69,52 +63,22 @@ def fill(store: SqliteStore, count: int, days: int, end: float) -> float:
     return time.perf_counter() - started
 
 
-def build_rollups(path: Path) -> dict[str, tuple[float, int]]:
+def older_store(path: Path) -> None:
+    """The file as a version without rollups left it."""
     import sqlite3
 
     db = sqlite3.connect(path)
-    out = {}
-    for name, dims in ROLLUPS.items():
-        started = time.perf_counter()
-        keys = ", ".join(dims)
-        db.execute(f"DROP TABLE IF EXISTS {name}")
-        db.execute(f"CREATE TABLE {name} (day TEXT NOT NULL, {', '.join(f'{d} TEXT NOT NULL' for d in dims)}, "
-                   "requests INTEGER NOT NULL, errors INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
-                   f"completion_tokens INTEGER NOT NULL, PRIMARY KEY (day, {keys})) WITHOUT ROWID")
-        coalesced = ", ".join(f"coalesce({d}, '')" for d in dims)
-        db.execute(f"INSERT INTO {name} SELECT date(time, 'unixepoch'), {coalesced}, count(*), "
-                   "sum(status >= 400), sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
-                   f"FROM usage GROUP BY 1, {', '.join(str(i + 2) for i in range(len(dims)))}")
-        db.commit()
-        out[name] = (time.perf_counter() - started, db.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+    for table in ("usage_daily", "usage_daily_users", "usage_rollups"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.commit()
     db.close()
-    return out
 
 
-def queries() -> list[tuple[str, int, str, str]]:
-    """(label, days, raw SQL, rollup SQL): what a console page asks, over 30 and 365 days. The raw
-    queries take a Unix time, the rollups a UTC day."""
-    out = []
-    for span in (30, 365):
-        for dim in ("route", "client", "model", "api"):
-            out.append((f"per day by {dim}, {span} d", span,
-                        f"SELECT date(time, 'unixepoch'), {dim}, count(*), sum(prompt_tokens), "
-                        "sum(completion_tokens) FROM usage WHERE time >= ? GROUP BY 1, 2",
-                        f"SELECT day, {dim}, sum(requests), sum(prompt_tokens), sum(completion_tokens) FROM daily "
-                        "WHERE day >= ? GROUP BY 1, 2"))
-        out.append((f"top 20 end users, {span} d", span,
-                    "SELECT user_id, count(*), sum(prompt_tokens + completion_tokens) AS t FROM usage "
-                    "WHERE time >= ? GROUP BY 1 ORDER BY t DESC LIMIT 20",
-                    "SELECT user_id, sum(requests), sum(prompt_tokens + completion_tokens) AS t FROM daily_users "
-                    "WHERE day >= ? GROUP BY 1 ORDER BY t DESC LIMIT 20"))
-    return out
-
-
-def best(db: Any, sql: str, params: tuple[object, ...], repeats: int = 3) -> float:
+def timed(work: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        db.execute(sql, params).fetchall()
+        work()
         times.append(time.perf_counter() - started)
     return min(times) * 1000
 
@@ -123,29 +87,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=180)
-    parser.add_argument("--raw-days", type=int, default=365,
+    parser.add_argument("--raw-days", type=int, default=30,
                         help="Time the raw queries only up to this span (they take seconds each).")
     parser.add_argument("--dir", type=Path, help="Keep the database here (default: a temporary folder).")
     args = parser.parse_args()
-    import sqlite3
-
     with tempfile.TemporaryDirectory() as tmp:
         path = (args.dir or Path(tmp)) / "usage.sqlite3"
-        path.unlink(missing_ok=True)
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
         end = time.time()
         store = SqliteStore(path)
         print(f"{args.rows:,} rows over {args.days} days: written in {fill(store, args.rows, args.days, end):.0f} s, "
               f"{path.stat().st_size / 1e9:.2f} GB")
-        for name, (seconds, count) in build_rollups(path).items():
-            print(f"rollup {name}: {count:,} rows, built from the raw table in {seconds:.1f} s")
-        db = sqlite3.connect(path)
-        print(f"\n{'query':<32}{'raw ms':>10}{'rollup ms':>12}")
-        for label, span, raw, rolled in queries():
-            since = end - span * DAY
-            day = time.strftime("%Y-%m-%d", time.gmtime(since))
-            raw_ms = f"{best(db, raw, (since,), 1):.0f}" if span <= args.raw_days else "-"
-            print(f"{label:<32}{raw_ms:>10}{best(db, rolled, (day,)):>12.1f}")
-        db.close()
+        older_store(path)
+        started = time.perf_counter()
+        store.connect().close()
+        sizes = {t: fetch(store, f"SELECT count(*) FROM {t}", ())[0][0] for t in ("usage_daily", "usage_daily_users")}
+        print(f"rollups built once from every row in {time.perf_counter() - started:.1f} s: "
+              + ", ".join(f"{t} {n:,} rows" for t, n in sizes.items()))
+        print(f"\n{'usage --by X --since N':<28}{'raw ms':>10}{'rollups ms':>12}")
+        for span in (7, 30, 365):
+            for by in ("day", "route", "client", "model", "api", "user"):
+                since = end - span * DAY - 3600.5  # not at midnight: the raw rows cover the first part day
+                raw_ms = (f"{timed(lambda s=since, b=by: raw_only(store, s, b), 1):.0f}"
+                          if span <= args.raw_days else "-")
+                rolled = timed(lambda s=since, b=by: grouped_rows(store, s, b), 3)
+                print(f"{f'--by {by} --since {span}d':<28}{raw_ms:>10}{rolled:>12.1f}")
+
+
+def raw_only(store: SqliteStore, since: float, by: str) -> object:
+    group = store.day if by == "day" else GROUPS[by]
+    return fetch(store, f"SELECT {group}, model, count(*), sum(prompt_tokens), sum(completion_tokens) FROM usage "
+                        "WHERE time >= ? GROUP BY 1, 2", (since,))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import gc
+import logging
 import os
 import socket
 from typing import Any
 
 import click
 
-from ..config import ConfigError, ServerSettings, load_config
+from ..config import Config, ConfigError, ServerSettings, load_config
 from ..ops.logs import setup_logging
 from .common import CONFIG_ENV, UserError
 from .common import config_path as resolve_config_path
@@ -45,6 +46,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
                             "would count them alone; set [limits] redis_url_env to share the counters "
                             "(e.g. redis_url_env = \"PERSONA_PROXY_REDIS_URL\"), or run one worker")
     setup_logging(server.log_level, server.log_format)
+    _prepare_usage(config)
     options = uvicorn_options(server, workers)
     sock = bind(server.host, server.port)
     if workers == 1:
@@ -65,6 +67,20 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
 
     uv_config = uvicorn.Config("app.cli.serve:worker_app", factory=True, workers=workers, **options)
     Supervisor(uv_config, sockets=[sock]).run()
+
+
+def _prepare_usage(config: Config) -> None:
+    """Open an existing SQLite usage file once before serving: a file from an older version gets its daily
+    rollups built here (logged, once), before any worker would wait on another for the write lock."""
+    if not config.usage.enabled or config.usage_url is not None or not config.usage_file.exists():
+        return
+    from ..ops.usage import usage_store
+
+    try:
+        usage_store(config).connect().close()
+    except Exception as exc:  # the recorder says what it means when it writes; nothing to stop for here
+        logging.getLogger(__name__).warning("usage records: cannot open %s (%s)", config.usage_file,
+                                            type(exc).__name__)
 
 
 def bind(host: str, port: int) -> socket.socket:

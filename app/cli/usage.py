@@ -11,7 +11,8 @@ import click
 
 from ..config import Config
 from ..config.settings import PriceSettings
-from ..ops.usage import Store, fetch, since_epoch, usage_store
+from ..ops import rollups
+from ..ops.usage import Store, fetch, rollups_built, since_epoch, usage_store
 from .common import UserError, format_table, load
 
 T = TypeVar("T")
@@ -21,10 +22,7 @@ GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "mode
 
 def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
     """Totals per group since ``since``; cost from ``prices`` (models without a price are listed)."""
-    group = store.day if by == "day" else GROUPS[by]
-    rows = fetch(store, f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT NULL "
-                        "THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
-                        f"FROM usage WHERE time >= {store.param} GROUP BY 1, 2 ORDER BY 1", (since,))
+    rows = grouped_rows(store, since, by)
     totals: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "unpriced": [],
         "priced": False})
@@ -44,6 +42,27 @@ def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettin
             entry["priced"] = True
             entry["cost_usd"] += prompt * price.input / 1e6 + completion * price.output / 1e6
     return [{by: group, **values, "cost_usd": round(values["cost_usd"], 6)} for group, values in totals.items()]
+
+
+def grouped_rows(store: Store, since: float, by: str) -> list[tuple[Any, ...]]:
+    """(group, model, requests, errors, prompt, completion) rows: from the daily rollups and the raw rows
+    of the day they do not cover when the store has them, else from the raw rows alone."""
+    if rollups_built(store):
+        summed: dict[tuple[Any, Any], list[int]] = {}
+        for sql, params in rollups.summary_queries(by, since, store.day, store.param):
+            for group, model, *counts in fetch(store, sql, params):
+                entry = summed.setdefault((group, model), [0, 0, 0, 0])
+                for i, value in enumerate(counts):
+                    entry[i] += int(value or 0)  # PostgreSQL sums to NUMERIC (Decimal); SQLite to int
+        # A group whose every row was subtracted (all before `since` on its first day) is not in the range.
+        rows = [(*key, *counts) for key, counts in summed.items() if counts[0]]
+    else:  # a store no writer of this version has opened yet
+        group = store.day if by == "day" else GROUPS[by]
+        rows = fetch(store, f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT "
+                            "NULL THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), "
+                            f"sum(coalesce(completion_tokens, 0)) FROM usage WHERE time >= {store.param} "
+                            "GROUP BY 1, 2", (since,))
+    return sorted(rows, key=lambda row: (row[0] is None, str(row[0])))
 
 
 def read_records(config: Config, read: Callable[[Store], T]) -> T:

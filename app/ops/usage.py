@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import fidelity
+from . import fidelity, rollups
 
 if TYPE_CHECKING:
     import sqlite3
@@ -60,6 +61,7 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+logger = logging.getLogger(__name__)
 COLUMNS = list(Completed._fields)
 # SQLite before 3.32 (the oldest limit) takes at most 999 parameters in one statement.
 MAX_PARAMETERS = 999
@@ -109,25 +111,37 @@ class SqliteStore:
         db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
         db.execute(fidelity.TABLE.format(real="REAL", flag="INTEGER"))
         db.execute(fidelity.INDEX)
+        if not _rollups_built(db):
+            db.execute("BEGIN IMMEDIATE")  # one writer builds them; the others wait, then find them built
+            try:
+                _build_rollups(db, self.day)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows)
+        self._insert("usage", COLUMNS, rows, rollups.statements(rows, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
         self._insert("fidelity", fidelity.COLUMNS, rows)
 
-    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                then: Sequence[tuple[str, list[Any]]] = ()) -> None:
         if self._db is None:
             self._db = self.connect()
         per_statement = MAX_PARAMETERS // len(columns)
         # Several rows per statement: sqlite3 lets go of the GIL around every statement it
         # steps, and on a busy server each hand-back to the event loop costs more than the row.
+        # The rollups' upserts (``then``) go in the same transaction: they never disagree with the rows.
         with self._db as db:
             for start in range(0, len(rows), per_statement):
                 part = rows[start:start + per_statement]
                 db.execute(insert_sql(self.param, len(part), table, tuple(columns)),
                            [value for row in part for value in row])
+            for sql, params in then:
+                db.execute(sql, params)
 
     def reset(self) -> None:
         if self._db is not None:
@@ -165,20 +179,25 @@ class PostgresStore:
             db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
             db.execute(fidelity.TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
             db.execute(fidelity.INDEX)
+            if not _rollups_built(db):  # under the lock: one replica builds them, the others find them built
+                _build_rollups(db, self.day)
             db.commit()
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows)
+        self._insert("usage", COLUMNS, rows, rollups.statements(rows, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
         self._insert("fidelity", fidelity.COLUMNS, rows)
 
-    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                then: Sequence[tuple[str, list[Any]]] = ()) -> None:
         if self._db is None:
             self._db = self.connect()
         with self._db.transaction(), self._db.cursor() as cursor:
             cursor.executemany(insert_sql(self.param, 1, table, tuple(columns)), rows)
+            for sql, params in then:  # the rollups, in the same transaction as the rows
+                cursor.execute(sql, params)
 
     def reset(self) -> None:
         if self._db is not None:
@@ -193,6 +212,34 @@ class PostgresStore:
 
 
 Store = SqliteStore | PostgresStore
+
+
+def _rollups_built(db: Any) -> bool:
+    db.execute(rollups.STATE)
+    for table in rollups.TABLES:
+        db.execute(rollups.ddl(table))
+    found = db.execute(f"SELECT count(*) FROM usage_rollups WHERE name = '{rollups.VERSION}'").fetchone()
+    if not (found and found[0]):
+        return False
+    # Rows emptied (the table dropped or truncated to start over) while the rollups still count them:
+    # build them again rather than report what is gone.
+    empty = db.execute("SELECT NOT EXISTS (SELECT 1 FROM usage)").fetchone()[0]
+    counted = db.execute("SELECT EXISTS (SELECT 1 FROM usage_daily)").fetchone()[0]
+    return not (empty and counted)
+
+
+def _build_rollups(db: Any, day: str) -> None:
+    """The rollups from every row already recorded (once: a store from before they existed)."""
+    if _rollups_built(db):  # another writer built them while this one waited for the lock
+        return
+    rows = db.execute("SELECT count(*) FROM usage").fetchone()[0]
+    if rows:
+        logger.info("usage records: building the daily rollups from %d row(s), once", rows)
+    for table in rollups.TABLES:
+        db.execute(f"DELETE FROM {table}")
+        db.execute(rollups.backfill(table, day))
+    db.execute(f"DELETE FROM usage_rollups WHERE name = '{rollups.VERSION}'")
+    db.execute(f"INSERT INTO usage_rollups (name, built) VALUES ('{rollups.VERSION}', {time.time()})")
 
 
 @functools.cache
@@ -230,6 +277,15 @@ def fetch(store: Store, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]
         return list(db.execute(sql, params).fetchall())
     finally:
         db.close()
+
+
+def rollups_built(store: Store) -> bool:
+    """Whether the store's daily rollups cover every row (a writer of this version has opened it)."""
+    try:
+        found = fetch(store, "SELECT count(*) FROM usage_rollups WHERE name = " + store.param, (rollups.VERSION,))
+    except Exception:  # no such table: an older writer, or none yet
+        return False
+    return bool(found and found[0][0])
 
 
 def spent_since(store: Store, since: float) -> list[tuple[str, str | None, str, str, int, int]]:
