@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.cli.usage import GROUPS, grouped_rows
+from app.cli.usage import grouped_rows
+from app.ops.rollups import raw_query
 from app.ops.usage import COLUMNS, SqliteStore, fetch, insert_sql
 
 DAY = 86_400
@@ -116,9 +117,7 @@ def main() -> None:
 
 
 def raw_only(store: SqliteStore, since: float, by: str) -> object:
-    group = store.day if by == "day" else GROUPS[by]
-    return fetch(store, f"SELECT {group}, model, count(*), sum(prompt_tokens), sum(completion_tokens) FROM usage "
-                        "WHERE time >= ? GROUP BY 1, 2", (since,))
+    return fetch(store, raw_query(by, store.day, store.param), (since,))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ from ..ops.usage import Store, fetch, rollups_built, since_epoch, usage_store
 from .common import UserError, format_table, load
 
 T = TypeVar("T")
-GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "", "model": "model", "api": "api",
-          "kind": "kind", "role": "role", "client": "client"}
 
 
 def summarize(store: Store, since: float, by: str, prices: dict[str, PriceSettings]) -> list[dict[str, Any]]:
@@ -48,20 +46,17 @@ def grouped_rows(store: Store, since: float, by: str) -> list[tuple[Any, ...]]:
     """(group, model, requests, errors, prompt, completion) rows: from the daily rollups and the raw rows
     of the day they do not cover when the store has them, else from the raw rows alone."""
     if rollups_built(store):
-        summed: dict[tuple[Any, Any], list[int]] = {}
-        for sql, params in rollups.summary_queries(by, since, store.day, store.param):
-            for group, model, *counts in fetch(store, sql, params):
-                entry = summed.setdefault((group, model), [0, 0, 0, 0])
-                for i, value in enumerate(counts):
-                    entry[i] += int(value or 0)  # PostgreSQL sums to NUMERIC (Decimal); SQLite to int
-        # A group whose every row was subtracted (all before `since` on its first day) is not in the range.
-        rows = [(*key, *counts) for key, counts in summed.items() if counts[0]]
+        queries = rollups.summary_queries(by, since, store.day, store.param)
     else:  # a store no writer of this version has opened yet
-        group = store.day if by == "day" else GROUPS[by]
-        rows = fetch(store, f"SELECT {group}, model, count(*), sum(CASE WHEN status >= 400 OR error_code IS NOT "
-                            "NULL THEN 1 ELSE 0 END), sum(coalesce(prompt_tokens, 0)), "
-                            f"sum(coalesce(completion_tokens, 0)) FROM usage WHERE time >= {store.param} "
-                            "GROUP BY 1, 2", (since,))
+        queries = [(rollups.raw_query(by, store.day, store.param), (since,))]
+    summed: dict[tuple[Any, Any], list[int]] = {}
+    for sql, params in queries:
+        for group, model, *counts in fetch(store, sql, params):
+            entry = summed.setdefault((group, model), [0, 0, 0, 0])
+            for i, value in enumerate(counts):
+                entry[i] += int(value or 0)  # PostgreSQL sums to NUMERIC (Decimal); SQLite to int
+    # A group whose every row was subtracted (all before `since` on its first day) is not in the range.
+    rows = [(*key, *counts) for key, counts in summed.items() if counts[0]]
     return sorted(rows, key=lambda row: (row[0] is None, str(row[0])))
 
 
@@ -85,7 +80,7 @@ def _cost(value: float, unpriced: bool | list[str], priced: bool) -> tuple[str, 
 
 @click.command("usage")
 @click.option("--since", default="7d", show_default=True, help="7d, 12h, 30m or a date (2026-11-01).")
-@click.option("--by", type=click.Choice(sorted(GROUPS)), default="route", show_default=True)
+@click.option("--by", type=click.Choice(sorted(rollups.GROUPS)), default="route", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 @click.option("--config", "config_file", metavar="PATH",
               help="Config file (default: $PERSONA_PROXY_CONFIG, else the built-in one).")

@@ -26,10 +26,12 @@ USERS = ("client", "user_id", "model")
 TABLES = {"usage_daily": DAILY, "usage_daily_users": USERS}
 MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens")
 VERSION = "rollups-1"  # the state row that says the rollups cover every usage row
-_FIELD = {name: index for index, name in enumerate(
-    ("time", "route", "upstream", "model", "kind", "stream", "status", "error_code", "key_id", "user_id",
-     "prompt_tokens", "completion_tokens", "ttfb_ms", "duration_ms", "failover", "api", "role", "conversation",
-     "client"))}
+# A usage row's totals, as the raw table's report and the rollups' build both count them.
+RAW_MEASURES = ("count(*)", "sum(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END)",
+                "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))")
+# What `usage --by` groups on: a usage column, in the raw table and in the rollups ("day": the store's own).
+GROUPS = {"route": "route", "key": "key_id", "user": "user_id", "day": "day", "model": "model", "api": "api",
+          "kind": "kind", "role": "role", "client": "client"}
 
 
 def ddl(table: str) -> str:
@@ -47,19 +49,18 @@ def backfill(table: str, day: str) -> str:
     dims = TABLES[table]
     picked = ", ".join(f"coalesce({d}, '')" for d in dims)
     groups = ", ".join(str(i) for i in range(1, len(dims) + 2))
-    return (f"INSERT INTO {table} (day, {', '.join(dims)}, {', '.join(MEASURES)}) SELECT {day}, {picked}, count(*), "
-            "sum(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END), "
-            "sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)) "
-            f"FROM usage GROUP BY {groups}")
+    return (f"INSERT INTO {table} (day, {', '.join(dims)}, {', '.join(MEASURES)}) SELECT {day}, {picked}, "
+            f"{', '.join(RAW_MEASURES)} FROM usage GROUP BY {groups}")
 
 
-def totals(rows: Iterable[Sequence[Any]]) -> dict[str, dict[tuple[str, ...], list[int]]]:
-    """A batch of usage rows summed per key of each rollup: one upsert per key, not per row."""
+def totals(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> dict[str, dict[tuple[str, ...], list[int]]]:
+    """A batch of usage rows (with ``columns``) summed per key of each rollup: one upsert per key, not per row."""
+    field = {name: index for index, name in enumerate(columns)}
     out: dict[str, dict[tuple[str, ...], list[int]]] = {table: {} for table in TABLES}
-    plans = [(out[table], [_FIELD[d] for d in dims]) for table, dims in TABLES.items()]
+    plans = [(out[table], [field[d] for d in dims]) for table, dims in TABLES.items()]
     days: dict[int, str] = {}
-    status, error, prompt, completion = (_FIELD[f] for f in ("status", "error_code", "prompt_tokens",
-                                                             "completion_tokens"))
+    status, error, prompt, completion = (field[f] for f in ("status", "error_code", "prompt_tokens",
+                                                            "completion_tokens"))
     for row in rows:
         number = int(row[0] // 86_400)
         day = days.get(number)
@@ -87,10 +88,11 @@ def upsert(table: str, param: str, count: int) -> str:
             f"ON CONFLICT (day, {', '.join(TABLES[table])}) DO UPDATE SET {added}")
 
 
-def statements(rows: Sequence[Sequence[Any]], param: str, max_parameters: int) -> list[tuple[str, list[Any]]]:
+def statements(rows: Sequence[Sequence[Any]], columns: Sequence[str], param: str,
+               max_parameters: int) -> list[tuple[str, list[Any]]]:
     """The upserts that add a batch of usage rows to both rollups, within the driver's parameter limit."""
     out = []
-    summed = totals(rows)
+    summed = totals(rows, columns)
     for table, dims in TABLES.items():
         items = [(*key, *sums) for key, sums in summed[table].items()]
         per = max_parameters // (1 + len(dims) + len(MEASURES))
@@ -98,11 +100,6 @@ def statements(rows: Sequence[Sequence[Any]], param: str, max_parameters: int) -
             part = items[start:start + per]
             out.append((upsert(table, param, len(part)), [value for item in part for value in item]))
     return out
-
-
-# What `usage --by` groups on, per source: the raw table's column and the rollup (table, column).
-GROUPS = {"route": "route", "client": "client", "key": "key_id", "user": "user_id", "model": "model",
-          "api": "api", "kind": "kind", "role": "role", "upstream": "upstream"}
 
 
 def split_at_day(since: float) -> tuple[float, str]:
@@ -114,6 +111,14 @@ def split_at_day(since: float) -> tuple[float, str]:
     return midnight.timestamp(), midnight.strftime("%Y-%m-%d")
 
 
+def raw_query(by: str, day: str, param: str, *, until: bool = False, sign: str = "") -> str:
+    """Totals per group and model of the usage rows from a time (and, with ``until``, before another)."""
+    column = day if by == "day" else GROUPS[by]
+    measures = ", ".join(sign + m for m in RAW_MEASURES)
+    bound = f" AND time < {param}" if until else ""
+    return f"SELECT {column}, model, {measures} FROM usage WHERE time >= {param}{bound} GROUP BY 1, 2"
+
+
 def summary_queries(by: str, since: float, day: str, param: str) -> list[tuple[str, tuple[Any, ...]]]:
     """Totals per group and model since ``since``, as queries whose rows add up: the rollups for whole days,
     and for the day ``since`` falls in, the raw rows of whichever part of it is smaller (added after
@@ -121,16 +126,10 @@ def summary_queries(by: str, since: float, day: str, param: str) -> list[tuple[s
     means exactly the last 7 times 24 hours, and reads at most half a day of rows."""
     after, next_day = split_at_day(since)
     before = after - 86_400
-    column = day if by == "day" else GROUPS[by]
     table = "usage_daily_users" if by == "user" else "usage_daily"
-    rolled = "day" if by == "day" else GROUPS[by]
-    rollup = (f"SELECT NULLIF({rolled}, ''), model, sum(requests), sum(errors), sum(prompt_tokens), "
+    rollup = (f"SELECT NULLIF({GROUPS[by]}, ''), model, sum(requests), sum(errors), sum(prompt_tokens), "
               f"sum(completion_tokens) FROM {table} WHERE day >= {param} GROUP BY 1, 2")
-    sign = "" if after - since <= since - before or after == since else "-"
-    measures = (f"{sign}count(*), {sign}sum(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END), "
-                f"{sign}sum(coalesce(prompt_tokens, 0)), {sign}sum(coalesce(completion_tokens, 0))")
-    raw = f"SELECT {column}, model, {measures} FROM usage WHERE time >= {param} AND time < {param} GROUP BY 1, 2"
-    if not sign:  # the rows after `since`, then whole days from the next midnight
-        return [(raw, (since, after)), (rollup, (next_day,))]
+    if after - since <= since - before or after == since:  # the rows after `since`, then whole days
+        return [(raw_query(by, day, param, until=True), (since, after)), (rollup, (next_day,))]
     first_day = dt.datetime.fromtimestamp(before, dt.UTC).strftime("%Y-%m-%d")
-    return [(rollup, (first_day,)), (raw, (before, since))]
+    return [(rollup, (first_day,)), (raw_query(by, day, param, until=True, sign="-"), (before, since))]

@@ -122,7 +122,7 @@ class SqliteStore:
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows, rollups.statements(rows, self.param, MAX_PARAMETERS))
+        self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
         self._insert("fidelity", fidelity.COLUMNS, rows)
@@ -185,7 +185,7 @@ class PostgresStore:
         return db
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows, rollups.statements(rows, self.param, MAX_PARAMETERS))
+        self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
         self._insert("fidelity", fidelity.COLUMNS, rows)

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from app.cli.usage import GROUPS, grouped_rows
+from app.cli.usage import grouped_rows
 from app.ops import rollups
-from app.ops.usage import Completed, PostgresStore, SqliteStore, fetch, rollups_built
+from app.ops.rollups import GROUPS
+from app.ops.usage import COLUMNS, Completed, PostgresStore, SqliteStore, fetch, rollups_built
 
 DAY = 86_400
 NOW = time.time()
@@ -85,7 +86,7 @@ def behind_its_back(store, *statements: str) -> None:
 
 def assert_agree(store) -> None:
     assert rollups_built(store)
-    for by in [*GROUPS, "day"]:
+    for by in GROUPS:
         midnight = NOW // DAY * DAY - 3 * DAY
         # Rows after `since` added (late in a day), or the day's rollup less the rows before it (early).
         for since in (midnight, midnight + 2 * 3600.5, midnight + 22 * 3600.5, NOW - 30 * DAY, NOW + DAY):
@@ -136,7 +137,11 @@ def test_two_processes_writing_at_once_keep_them_exact(tmp_path):
 
 
 def test_the_rollups_read_the_fields_where_usage_writes_them():
-    assert tuple(rollups._FIELD) == Completed._fields
+    row = rows(1)[0]
+    ((key, sums),) = rollups.totals([row], COLUMNS)["usage_daily_users"].items()
+    assert key[1:] == (row.client or "", row.user_id or "", row.model)
+    assert sums == [1, int(row.status >= 400 or row.error_code is not None), row.prompt_tokens or 0,
+                    row.completion_tokens or 0]
     boundary, day = rollups.split_at_day(1_796_000_000.5)
     assert boundary > 1_796_000_000.5 and time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(boundary)) == f"{day} 00:00:00"
 
