@@ -10,6 +10,8 @@ the same exchanges.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from ..config import Config, RouteSettings
 from ..proxy.routing import Loader, Target
 from ..tuning import fewshot
 from ..tuning.greeting import typical_greeting
-from ..tuning.tokens import load_counter
+from ..tuning.tokens import TokenCounter, load_counter
 from .common import UserError, load
 
 
@@ -45,11 +47,12 @@ def export(route_name: str, output: Path, as_json: bool, greeting: str | None, i
     if route_name not in config.routes:
         raise UserError(f"no route '{route_name}'; routes: {', '.join(sorted(config.routes))}")
     settings = config.routes[route_name]
-    loader = Loader(settings, config.cards, load_counter, [])
+    counter = functools.cache(load_counter)  # the tokenizer once, for every target and the training set
+    loader = Loader(settings, config.cards, counter, [])
     targets = (*loader.targets(), *loader.extra("canary"))
     target = targets[0]
     base = config.card(settings.persona_card) if settings.persona_card else None
-    fields = _fields(route_name, settings, target, base, _examples(settings, targets))
+    fields = _fields(route_name, settings, target, base, _examples(settings, targets, counter))
     first = greeting if greeting is not None else (base.text("first_mes") if base else "") or _greeting(settings)
     book = _book(config, settings, base)
     card = card_object(base.data if base else None, first_mes=first or "", character_book=book, **fields)
@@ -66,7 +69,8 @@ def export(route_name: str, output: Path, as_json: bool, greeting: str | None, i
                f"greeting {'yes' if first else 'none'}, lorebook entries {len(_entry_list(book)) if book else 0}")
 
 
-def _examples(settings: RouteSettings, targets: tuple[Target, ...]) -> list[dict[str, str]]:
+def _examples(settings: RouteSettings, targets: tuple[Target, ...],
+              counter: Callable[[], TokenCounter]) -> list[dict[str, str]]:
     """The primary's few-shot exchanges; a fine-tune has none, so then a fallback's or canary's (the
     successors'), else the training set's (``dataset``), chosen as ``few_shot_from`` would."""
     primary = targets[0]
@@ -75,7 +79,7 @@ def _examples(settings: RouteSettings, targets: tuple[Target, ...]) -> list[dict
     found = next((t.few_shot for t in targets if t.few_shot), ())
     if not found and settings.dataset is not None:
         found = tuple(fewshot.select(Path(settings.dataset), settings.few_shot_count, settings.few_shot_max_tokens,
-                                     load_counter()))
+                                     counter()))
     return list(found)
 
 

@@ -10,6 +10,7 @@ import click
 from ..clients.warnings import client_warnings
 from ..config import Config
 from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, utc_today
+from ..proxy.routing import RouteTable
 from .common import load
 from .routes import report, role_label, succession_warnings
 
@@ -23,8 +24,9 @@ def check_command(config_file: str | None) -> None:
     Prints one line per problem and exits 1 on any error (warnings alone exit 0).
     """
     config = load(config_file)  # the file, its keys and every file it names
-    rows = report(config, utc_today())
-    errors, warnings = problems(config, rows)
+    routes = RouteTable.from_config(config)
+    rows = report(config, utc_today(), routes)
+    errors, warnings = problems(config, rows, routes)
     for line in errors:
         click.echo(f"error: {line}")
     for line in warnings:
@@ -38,7 +40,8 @@ def check_command(config_file: str | None) -> None:
     click.echo(f"{summary}: ready to serve" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
 
-def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def problems(config: Config, rows: list[dict[str, Any]],
+             routes: RouteTable) -> tuple[list[str], list[str]]:
     """Errors and warnings, worded for the person who fixes them."""
     errors: list[str] = []
     warnings: list[str] = []
@@ -63,10 +66,7 @@ def problems(config: Config, rows: list[dict[str, Any]]) -> tuple[list[str], lis
             errors.append(f"route {route}: no target can serve it")
     warnings += succession_warnings(rows, utc_today())
     warnings += client_warnings(config)
-    if config.cards:
-        from ..proxy.routing import RouteTable
-
-        warnings += [line for route in RouteTable.from_config(config) for line in route.warnings]
+    warnings += [line for route in routes for line in route.warnings]
     if config.redis_url is not None and not _redis_answers(config):
         mode = config.limits.on_store_error
         errors.append(f"limits.redis_url_env: Redis ({config.limits.redis_url_env}) is not reachable, so the "

@@ -50,8 +50,8 @@ def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
     return {"reachable": True, "models": models, "shutdowns": shutdown_dates(listing), "note": ""}
 
 
-def report(config: Config, today: dt.date) -> list[dict[str, Any]]:
-    routes = RouteTable.from_config(config)
+def report(config: Config, today: dt.date, routes: RouteTable | None = None) -> list[dict[str, Any]]:
+    routes = RouteTable.from_config(config) if routes is None else routes
     upstreams = {t.upstream for r in routes for t in r.every_target}
     probes = {name: probe(config, name) for name in sorted(upstreams)}
     counter = load_counter() if any(t.few_shot for r in routes for t in r.every_target) else None

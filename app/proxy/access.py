@@ -48,3 +48,12 @@ def write_access_line(self: _Exchange, plan: Plan) -> None:
             fields[name] = value
             text += f" {name}={value!r}" if name == "error" else f" {name}={value}"
     logger.info("%s %s", kind, text, extra={"fields": fields})
+
+
+def write_models_line(listed: int, client: str | None) -> None:
+    """A model list's access line: a client's connection check (Open WebUI, SillyTavern, the SDKs) shows too."""
+    fields: dict[str, Any] = {"kind": "models", "status": 200, "listed": listed}
+    if client:
+        fields["client"] = client
+    logger.info("models status=200 listed=%d%s", listed, f" client={client}" if client else "",
+                extra={"fields": fields})

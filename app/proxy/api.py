@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from starlette.routing import Route as HTTPRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from .access import write_models_line
 from .apis import CHAT, Api
 from .auth import CLIENT_SCOPE, KEY_ID_SCOPE, bearer_token
 from .errors import (
@@ -29,7 +30,6 @@ from .routing import Route
 from .serving import ChatService
 
 logger = logging.getLogger(__name__)
-access = logging.getLogger("app.proxy.serving")  # the access lines' logger
 
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
@@ -50,10 +50,7 @@ async def list_models(request: Request) -> Response:
     client = request.scope.get(CLIENT_SCOPE)
     data = [_model(request, r) for r in routes
             if not r.settings.hidden and (admission is None or admission.allows(client, r))]
-    # A client's connection check (Open WebUI, SillyTavern, the SDKs) shows in the log like a request does.
-    fields = {"kind": "models", "status": 200, "listed": len(data), **({"client": client} if client else {})}
-    access.info("models status=200 listed=%d%s", len(data), f" client={client}" if client else "",
-                extra={"fields": fields})
+    write_models_line(len(data), client)
     return _json({"object": "list", "data": data})
 
 

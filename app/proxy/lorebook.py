@@ -61,8 +61,8 @@ def fire(lore: Lore, texts: Sequence[str]) -> list[int]:
         primary, secondary = lore.book.matcher.hits(text)
         chosen.update(i for i in primary if not entries[i].never and (not entries[i].selective or i in secondary))
     budget = lore.book.token_budget
-    if budget is not None and sum(lore.tokens[i] for i in chosen) > budget:
-        spent = sum(lore.tokens[i] for i in chosen)
+    spent = sum(lore.tokens[i] for i in chosen) if budget is not None else 0
+    if budget is not None and spent > budget:
         for i in sorted(chosen, key=lambda i: (entries[i].priority, -entries[i].insertion_order, -i)):
             chosen.discard(i)
             spent -= lore.tokens[i]
