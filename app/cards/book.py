@@ -10,6 +10,7 @@ backreferences (a key using them refuses the book, naming the key).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,8 +160,6 @@ def _decorated(entry: Entry, decorators: list[tuple[str, str]], where: str, warn
 
 
 def _replace(entry: Entry, **changes: Any) -> Entry:
-    import dataclasses
-
     return dataclasses.replace(entry, **changes)
 
 

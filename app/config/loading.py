@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .card_files import load_cards
 from .clients import ClientSettings, LimitFields, LimitsSettings
 from .errors import ConfigError
 from .secrets import check_exposure, is_loopback, with_secrets
@@ -34,7 +33,7 @@ from .settings import (
     UsageSettings,
     server_env,
 )
-from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings
+from .targets import CanarySettings, FallbackSettings, FidelitySettings, ShadowSettings, TargetFields
 
 FILE_TABLES = {"server", "upstreams", "routes", "usage", "fidelity", "prices", "clients", "limits"}
 # A route's target tables besides the primary, as written in the file.
@@ -72,8 +71,7 @@ def load_config(
     if not config.routes:
         raise ConfigError(f"{where}: no routes; add a [routes.NAME] table (see config.example.toml)")
     base_dir = source.parent if source is not None else Path.cwd()
-    _load_prompt_files(config, base_dir, where)
-    load_cards(config, base_dir, where)
+    _load_route_files(config, base_dir, where)
     config.usage.path = _usage_path(config.usage.path, source, environ)
     return with_secrets(config, environ, where)
 
@@ -167,7 +165,7 @@ def _env_source(loc: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
+def _load_route_files(config: Config, base_dir: Path, where: str) -> None:
     for name, route in config.routes.items():
         targets = [("", route), *((f"{table}[{i}].", t) for table in TARGET_TABLES
                                   for i, t in enumerate(getattr(route, table)))]
@@ -175,6 +173,7 @@ def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
             if target.few_shot_from is not None:
                 target.few_shot_from = _existing(target.few_shot_from, base_dir, where,
                                                  f"routes.{name}.{key}few_shot_from")
+            _read_cards(config, target, f"routes.{name}.{key}", base_dir, where)
         if route.dataset is not None:
             route.dataset = _existing(route.dataset, base_dir, where, f"routes.{name}.dataset")
             _check_dataset(route.dataset, where, f"routes.{name}.dataset")
@@ -189,6 +188,29 @@ def _load_prompt_files(config: Config, base_dir: Path, where: str) -> None:
                 f"{where}: routes.{name}.system_prompt_file: cannot read {path} ({exc}); "
                 "the path is relative to the config file"
             ) from None
+
+
+def _read_cards(config: Config, target: TargetFields, prefix: str, base_dir: Path, where: str) -> None:
+    """A target's ``persona_card`` and ``lorebook``, each file read and checked once, into ``config.cards``.
+
+    The card readers (and RE2) are imported only when a route names a file: a config without cards
+    carries none of them in its heap.
+    """
+    for field in ("persona_card", "lorebook"):
+        path = getattr(target, field)
+        if path is None:
+            continue
+        path = _existing(path, base_dir, where, prefix + field)
+        setattr(target, field, path)
+        if path in config.cards:
+            continue
+        from ..cards import CardError, read_card, read_lorebook
+
+        reader = read_card if field == "persona_card" else read_lorebook
+        try:
+            config.cards[path] = reader(path)
+        except CardError as exc:
+            raise ConfigError(f"{where}: {prefix}{field}: {path.name} cannot be used: {exc}") from None
 
 
 def _existing(path: Path, base_dir: Path, where: str, key: str) -> Path:
