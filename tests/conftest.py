@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
+from app import create_app
 from app.config import load_config
-from app.proxy.server import create_app
 
 from .fakes.redis import RedisServer, require_redis
 from .fakes.servers import ServerThread

@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "clients": {"config", "tuning", "ops"},
     "proxy": {"cards", "config", "tuning", "ops", "clients"},
     "evals": {"cards", "config", "tuning", "ops", "proxy"},
-    "cli": {"cards", "config", "tuning", "ops", "clients", "proxy", "evals"},
+    "console": {"config", "tuning", "ops", "clients", "proxy", "evals"},
+    "cli": {"cards", "config", "tuning", "ops", "clients", "proxy", "evals", "console"},
 }
 
 

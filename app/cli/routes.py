@@ -10,7 +10,7 @@ import click
 import httpx
 
 from ..config import Config
-from ..proxy.lifecycle import WARN_WITHIN_DAYS, relative_days, shutdown_dates, utc_today
+from ..proxy.lifecycle import WARN_WITHIN_DAYS, is_fine_tune, relative_days, shutdown_dates, utc_today
 from ..proxy.routing import RouteTable
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
@@ -75,11 +75,6 @@ def report(config: Config, today: dt.date, routes: RouteTable | None = None) -> 
                 "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
             })
     return rows
-
-
-def is_fine_tune(model: str) -> bool:
-    """An OpenAI fine-tune id (``ft:BASE:ORG::ID``): a model that only its provider's fine-tuning can re-make."""
-    return model.startswith("ft:")
 
 
 def _iso(date: dt.date | None) -> str | None:

@@ -50,9 +50,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     options = uvicorn_options(server, workers)
     sock = bind(server.host, server.port)
     if workers == 1:
-        from ..proxy.server import create_app
-
-        app = create_app(config)
+        app = full_app(config)
         _freeze_startup_objects()
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         return
@@ -130,13 +128,19 @@ def uvicorn_options(server: ServerSettings, workers: int = 1) -> dict[str, Any]:
 GC_YOUNG_THRESHOLD = 10_000
 
 
-def worker_app() -> object:
-    """The app factory each worker process calls."""
+def full_app(config: Config) -> Any:
+    """What ``serve`` runs: the proxy, with the console mounted on it."""
+    from ..console import install
     from ..proxy.server import create_app
 
+    return install(create_app(config))
+
+
+def worker_app() -> object:
+    """The app factory each worker process calls."""
     config = load_config(resolve_config_path(None))
     setup_logging(config.server.log_level, config.server.log_format)
-    app = create_app(config)
+    app = full_app(config)
     _freeze_startup_objects()
     return app
 

@@ -59,18 +59,20 @@ async def client_report(config: Config) -> list[dict[str, Any]]:
                 "limits": limits_of(settings), "per_user": limits_of(settings.per_user),
                 "keys": [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())],
                 "key_env": settings.key_env, "source": source,
-                "used": _used(states[0] if states else None, minute.get(name), source, settings, now)}
+                "used": used_of(states[0] if states else None, minute.get(name), source, settings, now)}
             entries.append(entry)
     finally:
         await store.close()
     return entries
 
 
-def _used(state: PartyState | None, minute: tuple[int, int] | None, source: str, settings: LimitFields,
-          now: float) -> dict[str, Any]:
+def used_of(state: PartyState | None, minute: tuple[int, int] | None, source: str, settings: LimitFields,
+            now: float) -> dict[str, Any]:
+    """What a client used, from its live counters (``source`` "redis" or "this process"), or from the usage
+    records' ``minute`` totals and the rebuilt budget ``state`` when the counters are out of reach."""
     window_s = round(60 - now % 60, 1)
     period_end = period_bounds(now, settings.budget_period)[1]
-    if source == "redis" and state is not None:
+    if source != "usage records" and state is not None:
         return {"requests": state.requests, "tokens": state.tokens, "in_flight": state.in_flight,
                 "spent_usd": round(state.spent / NANO, 6), "window_resets_in_s": round(state.window_reset_ms / 1000, 1),
                 "period_resets_in_s": state.period_reset_s}

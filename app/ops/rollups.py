@@ -1,6 +1,6 @@
 """Daily rollups of the usage records: what a report over weeks reads instead of millions of rows.
 
-Two tables, kept current in the same transaction as every batch of usage rows (so they never
+Three tables, kept current in the same transaction as every batch of usage rows (so they never
 disagree with it), and built once from the rows already there when a store is first opened for
 writing by a version that has them:
 
@@ -8,7 +8,9 @@ writing by a version that has them:
   role, API and kind;
 - ``usage_daily_users``: the same per UTC day, client, end user and model. The end user is apart
   because it multiplies everything else (``bench/results/2026-12-02-console-data.md``: with the
-  route in it too, a rollup of 10M rows had 8.8M).
+  route in it too, a rollup of 10M rows had 8.8M);
+- ``usage_monthly_users``: the same per UTC month (its ``day`` is the month's first), so the top end
+  users of a year read a few dozen thousand rows, not a million.
 
 A dimension that is NULL in a usage row is stored as ``''`` (a primary key cannot hold NULL in
 SQLite's sense of unique) and read back as NULL. On 10M rows the rollups answer a month by day in
@@ -23,9 +25,11 @@ from typing import Any
 
 DAILY = ("route", "client", "key_id", "upstream", "model", "role", "api", "kind")
 USERS = ("client", "user_id", "model")
-TABLES = {"usage_daily": DAILY, "usage_daily_users": USERS}
+TABLES = {"usage_daily": DAILY, "usage_daily_users": USERS, "usage_monthly_users": USERS}
+MONTHLY = frozenset({"usage_monthly_users"})  # keyed by the first day of the month
+INDEXES = ("CREATE INDEX IF NOT EXISTS usage_daily_users_user ON usage_daily_users (user_id, day)",)
 MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens")
-VERSION = "rollups-1"  # the state row that says the rollups cover every usage row
+VERSION = "rollups-2"  # the state row that says the rollups cover every usage row (-2: monthly users)
 # A usage row's totals, as the raw table's report and the rollups' build both count them.
 RAW_MEASURES = ("count(*)", "sum(CASE WHEN status >= 400 OR error_code IS NOT NULL THEN 1 ELSE 0 END)",
                 "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))")
@@ -49,7 +53,8 @@ def backfill(table: str, day: str) -> str:
     dims = TABLES[table]
     picked = ", ".join(f"coalesce({d}, '')" for d in dims)
     groups = ", ".join(str(i) for i in range(1, len(dims) + 2))
-    return (f"INSERT INTO {table} (day, {', '.join(dims)}, {', '.join(MEASURES)}) SELECT {day}, {picked}, "
+    period = f"substr({day}, 1, 8) || '01'" if table in MONTHLY else day
+    return (f"INSERT INTO {table} (day, {', '.join(dims)}, {', '.join(MEASURES)}) SELECT {period}, {picked}, "
             f"{', '.join(RAW_MEASURES)} FROM usage GROUP BY {groups}")
 
 
@@ -57,7 +62,7 @@ def totals(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> dict[str, d
     """A batch of usage rows (with ``columns``) summed per key of each rollup: one upsert per key, not per row."""
     field = {name: index for index, name in enumerate(columns)}
     out: dict[str, dict[tuple[str, ...], list[int]]] = {table: {} for table in TABLES}
-    plans = [(out[table], [field[d] for d in dims]) for table, dims in TABLES.items()]
+    plans = [(out[table], [field[d] for d in dims], table in MONTHLY) for table, dims in TABLES.items()]
     days: dict[int, str] = {}
     status, error, prompt, completion = (field[f] for f in ("status", "error_code", "prompt_tokens",
                                                             "completion_tokens"))
@@ -67,8 +72,8 @@ def totals(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> dict[str, d
         if day is None:
             day = days[number] = dt.datetime.fromtimestamp(number * 86_400, dt.UTC).strftime("%Y-%m-%d")
         failed = row[status] >= 400 or row[error] is not None
-        for sums_by_key, indexes in plans:
-            key = (day, *("" if row[i] is None else str(row[i]) for i in indexes))
+        for sums_by_key, indexes, monthly in plans:
+            key = (day[:8] + "01" if monthly else day, *("" if row[i] is None else str(row[i]) for i in indexes))
             sums = sums_by_key.get(key)
             if sums is None:
                 sums = sums_by_key[key] = [0, 0, 0, 0]

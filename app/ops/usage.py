@@ -86,6 +86,7 @@ class SqliteStore:
 
     day = "date(time, 'unixepoch')"
     param = "?"
+    instr = "instr({}, {})"  # where a text is found in another (0: nowhere)
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -160,6 +161,7 @@ class PostgresStore:
 
     day = "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
     param = "%s"
+    instr = "strpos({}, {})"
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -218,6 +220,8 @@ def _rollups_built(db: Any) -> bool:
     db.execute(rollups.STATE)
     for table in rollups.TABLES:
         db.execute(rollups.ddl(table))
+    for index in rollups.INDEXES:
+        db.execute(index)
     found = db.execute(f"SELECT count(*) FROM usage_rollups WHERE name = '{rollups.VERSION}'").fetchone()
     if not (found and found[0]):
         return False

@@ -14,8 +14,9 @@ from .errors import AuthenticationFailed, log_rejected, render
 
 __all__ = ["CLIENT_SCOPE", "KEY_ID_SCOPE", "ProxyKeyAuth", "ProxyKeys", "bearer_token"]
 
-# /metrics checks the admin key itself.
-OPEN_PATHS = frozenset({"/health", "/metrics"})
+# /metrics checks the admin key itself, and the console (its page and data) admin and client keys itself.
+OPEN_PATHS = frozenset({"/health", "/metrics", "/console"})
+OPEN_PREFIX = "/console/"
 KEY_ID_SCOPE = "persona_proxy.key_id"
 CLIENT_SCOPE = "persona_proxy.client"
 
@@ -38,7 +39,8 @@ class ProxyKeyAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # No keys at all is allowed only on a loopback address (checked when the config loads).
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not self.keys:
+        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS \
+                or scope["path"].startswith(OPEN_PREFIX):
             return await self.app(scope, receive, send)
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         token = bearer_token(header)

@@ -5,6 +5,7 @@ ProxyError                      status  type                    code
 │   ├── PayloadTooLarge          413     invalid_request_error   payload_too_large
 │   └── UnsupportedMediaType     415     invalid_request_error   unsupported_media_type
 ├── AuthenticationFailed         401     invalid_request_error   invalid_api_key
+├── PermissionDenied             403     invalid_request_error   permission_denied
 ├── NotFound                     404     invalid_request_error   model_not_found / not_found
 ├── MethodNotAllowed             405     invalid_request_error   method_not_allowed
 ├── RateLimited                  429     requests / tokens       rate_limit_exceeded (a client's own limit)
@@ -76,6 +77,12 @@ class AuthenticationFailed(ProxyError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(ProxyError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
 
 
 class NotFound(ProxyError):

@@ -109,6 +109,11 @@ class Lifecycle:
         return min(dates, default=None)
 
 
+def is_fine_tune(model: str) -> bool:
+    """An OpenAI fine-tune id (``ft:BASE:ORG::ID``): a model that only its provider's fine-tuning can re-make."""
+    return model.startswith("ft:")
+
+
 def relative_days(days: int) -> str:
     """``in 3 days``, ``in 1 day``, ``today``, ``1 day ago``."""
     unit = "day" if abs(days) == 1 else "days"

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -33,6 +33,15 @@ PASSED_HEADERS = ("openai-processing-ms", "openai-version", "retry-after", "retr
 PASSED_PREFIXES = ("x-ratelimit-",)
 NO_RETRY = {"x-should-retry": "false"}
 REDACTED = b"[redacted]"
+
+
+class Checked(NamedTuple):
+    """What a best-effort GET found: reachable (None when it was not tried), status, parsed body, a note."""
+
+    reachable: bool | None
+    status: int | None
+    body: Any
+    note: str
 
 
 class UpstreamClient:
@@ -92,8 +101,12 @@ class UpstreamClient:
 
     async def get_json(self, path: str, timeout: float = 10.0) -> Any:
         """GET ``path`` and parse it; None on any failure (used for best-effort checks)."""
+        return (await self.check(path, timeout)).body
+
+    async def check(self, path: str, timeout: float = 10.0) -> Checked:
+        """GET ``path``: whether the upstream answered, its status and parsed body, and what went wrong."""
         if self._key_missing:
-            return None
+            return Checked(None, None, None, "key not set")
         request = httpx.Request("GET", self._url(path), headers=self._headers[False],
                                 extensions={"timeout": self._timeouts})
         try:
@@ -105,14 +118,14 @@ class UpstreamClient:
                     await response.aclose()
         except (httpx.HTTPError, TimeoutError) as exc:
             logger.warning("upstream %s: GET %s failed (%s)", self.name, path, type(exc).__name__)
-            return None
+            return Checked(False, None, None, type(exc).__name__)
         if response.status_code != 200:
             logger.warning("upstream %s: GET %s answered HTTP %d", self.name, path, response.status_code)
-            return None
+            return Checked(True, response.status_code, None, f"HTTP {response.status_code}")
         try:
-            return orjson.loads(body)
+            return Checked(True, 200, orjson.loads(body), "")
         except orjson.JSONDecodeError:
-            return None
+            return Checked(True, 200, None, "not JSON")
 
     async def post(self, path: str, body: bytes, *, stream: bool, request_id: str | None = None) -> UpstreamResponse:
         """POST ``body`` and return the open 2xx response; raise on anything else."""

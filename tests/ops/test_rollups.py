@@ -60,12 +60,15 @@ def store(request, tmp_path):
 
     def drop():
         with psycopg.connect(url) as db:
-            for table in ("usage", "fidelity", "usage_daily", "usage_daily_users", "usage_rollups"):
+            for table in ("usage", "fidelity", *ROLLUP_TABLES):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
 
     drop()
     yield PostgresStore(url)
     drop()
+
+
+ROLLUP_TABLES = (*rollups.TABLES, "usage_rollups")
 
 
 def behind_its_back(store, *statements: str) -> None:
@@ -86,6 +89,12 @@ def behind_its_back(store, *statements: str) -> None:
 
 def assert_agree(store) -> None:
     assert rollups_built(store)
+    month = f"substr({store.day}, 1, 8) || '01'"
+    raw_months = fetch(store, f"SELECT {month}, coalesce(client, ''), coalesce(user_id, ''), model, count(*), "
+                              "sum(coalesce(prompt_tokens, 0)) FROM usage GROUP BY 1, 2, 3, 4", ())
+    rolled = fetch(store, "SELECT day, client, user_id, model, requests, prompt_tokens FROM usage_monthly_users", ())
+    assert rolled and sorted((*r[:4], int(r[4]), int(r[5])) for r in raw_months) == \
+        sorted((*r[:4], int(r[4]), int(r[5])) for r in rolled)
     for by in GROUPS:
         midnight = NOW // DAY * DAY - 3 * DAY
         # Rows after `since` added (late in a day), or the day's rollup less the rows before it (early).
@@ -106,7 +115,7 @@ def test_the_rollups_agree_with_the_rows_for_every_grouping(store):
 def test_an_older_store_gets_its_rollups_built_once(store):
     store.write(rows(300))
     store.reset()
-    behind_its_back(store, *(f"DROP TABLE {table}" for table in ("usage_daily", "usage_daily_users", "usage_rollups")))
+    behind_its_back(store, *(f"DROP TABLE {table}" for table in ROLLUP_TABLES))
     assert not rollups_built(store)  # as a store written before them
     store.write(rows(50, seed=2))  # the first write of this version builds them, then adds its batch
     store.reset()
@@ -153,7 +162,7 @@ def test_serve_builds_an_older_files_rollups_before_it_serves(tmp_path):
     store = SqliteStore(path)
     store.write(rows(40))
     store.reset()
-    behind_its_back(store, *(f"DROP TABLE {table}" for table in ("usage_daily", "usage_daily_users", "usage_rollups")))
+    behind_its_back(store, *(f"DROP TABLE {table}" for table in ROLLUP_TABLES))
     env = {**os.environ, "PERSONA_PROXY_DATA_DIR": str(tmp_path), "PERSONA_PROXY_API_KEYS": ""}
     with serve_process(["--workers", "2"], env=env, cwd=tmp_path) as (proc, _):
         assert rollups_built(store)

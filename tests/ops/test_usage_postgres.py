@@ -28,13 +28,13 @@ def clean_table():
     with psycopg.connect(URL) as db:
         db.execute("DROP TABLE IF EXISTS usage")
         db.execute("DROP TABLE IF EXISTS fidelity")
-        for table in ("usage_daily", "usage_daily_users", "usage_rollups"):
+        for table in ("usage_daily", "usage_daily_users", "usage_monthly_users", "usage_rollups"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
     yield
     with psycopg.connect(URL) as db:
         db.execute("DROP TABLE IF EXISTS usage")
         db.execute("DROP TABLE IF EXISTS fidelity")
-        for table in ("usage_daily", "usage_daily_users", "usage_rollups"):
+        for table in ("usage_daily", "usage_daily_users", "usage_monthly_users", "usage_rollups"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -1,0 +1,87 @@
+"""The overview panel's data: routes and their targets, and clients with what they used.
+
+An admin sees every route and target (role, upstream, model, reachability,
+retirement) and every client with its key hashes; a key holder sees the
+names of the routes it may use with their retirement dates, and its own
+client's limits and use. Neither sees a persona's prompt or an upstream's
+address or key: they are never put in this data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..clients.gate import Gate
+from ..clients.keys import key_hash
+from ..clients.local import LocalStore
+from ..clients.report import limits_of, used_of
+from ..config import Config
+from ..proxy.lifecycle import Lifecycle, is_fine_tune
+from ..proxy.routing import Route, Target
+from .access import Viewer
+from .probe import ANY, Found
+
+
+def target_view(target: Target, config: Config, lifecycle: Lifecycle, found: Found | None,
+                today: dt.date) -> dict[str, Any]:
+    date = lifecycle.shutdown_date(target)
+    models = found.models if found else None
+    present = None if models is None else (models is ANY or target.model in models)
+    reachable = found.reachable if found else None
+    cutoff = config.upstreams[target.upstream].fine_tuning_cutoff
+    return {
+        "name": target.name, "role": target.role, "index": target.index, "upstream": target.upstream,
+        "model": target.model, "fine_tune": is_fine_tune(target.model), "share": target.share or None,
+        "reachable": reachable, "model_present": present, "note": found.note if found else "not checked yet",
+        "checked": round(found.checked) if found else None,
+        "shutdown_date": date.isoformat() if date else None, "days_left": (date - today).days if date else None,
+        "fine_tuning_until": cutoff.isoformat() if cutoff else None,
+        "can_serve": bool(reachable) and present is not False and (date is None or date > today),
+    }
+
+
+def routes_view(routes: Iterable[Route], viewer: Viewer, allowed: Any, config: Config, lifecycle: Lifecycle,
+                found: Mapping[str, Found], today: dt.date) -> list[dict[str, Any]]:
+    """Every route the viewer may see; targets only for an admin."""
+    out = []
+    for route in routes:
+        if not viewer.admin and (route.settings.hidden or not allowed(route)):
+            continue
+        date = lifecycle.next_shutdown(route)
+        entry: dict[str, Any] = {"name": route.name, "next_shutdown": date.isoformat() if date else None,
+                                 "days_left": (date - today).days if date else None}
+        if viewer.admin:
+            entry["hidden"] = route.settings.hidden
+            entry["targets"] = [target_view(t, config, lifecycle, found.get(t.upstream), today)
+                                for t in route.every_target]
+        out.append(entry)
+    return out
+
+
+async def clients_view(config: Config, gate: Gate | None, viewer: Viewer) -> list[dict[str, Any]]:
+    """Clients with their limits and live use: all of them for an admin, its own for a key holder."""
+    names = sorted(config.clients) if viewer.admin else [viewer.client] if viewer.client in config.clients else []
+    source = "redis" if gate is not None and not isinstance(gate.store, LocalStore) else "this process"
+    now = time.time()
+    out = []
+    for name in names:
+        assert name is not None
+        settings = config.clients[name]
+        state, note = None, ""
+        if gate is not None and settings.any:
+            try:
+                state = (await gate.states(name, settings))[0]
+            except Exception as exc:  # a store that does not answer: say so, show the limits all the same
+                note = f"the limits store did not answer ({type(exc).__name__})"
+        entry: dict[str, Any] = {"client": name, "routes": settings.routes or sorted(config.routes),
+                                 "limits": limits_of(settings), "per_user": limits_of(settings.per_user),
+                                 "source": source, "note": note,
+                                 "used": used_of(state, None, source, settings, now) if state else None}
+        if viewer.admin:
+            entry["keys"] = [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())]
+            entry["key_env"] = settings.key_env
+        out.append(entry)
+    return out
