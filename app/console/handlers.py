@@ -93,14 +93,20 @@ async def usage_data(request: Request) -> Response:
     by = usage.parse_group(request.query_params.get("by"), viewer)
     config = request.app.state.runtime.config
     if not config.usage.enabled:
-        return _json({**usage.series(by, span, [], config.prices), "note": "usage records are off ([usage])"})
-    store = _state(request).store(config)
-    found = await run_queries(store, usage.queries(by, span, viewer, store.param))
-    if by != "user":
-        return _json(usage.series(by, span, found["groups"], config.prices))
-    top = [str(row[0]) for row in found["rank"]]
-    rows = (await run_queries(store, {"u": usage.users_query(top, span, viewer, store.param)}))["u"] if top else []
-    return _json(usage.series(by, span, rows, config.prices, totals=found["totals"]))
+        data = {**usage.series(by, span, [], config.prices), "note": "usage records are off ([usage])"}
+    else:
+        store = _state(request).store(config)
+        found = await run_queries(store, usage.queries(by, span, viewer, store.param))
+        if by != "user":
+            data = usage.series(by, span, found["groups"], config.prices)
+        else:
+            top = [str(row[0]) for row in found["rank"]]
+            query = {"u": usage.users_query(top, span, viewer, store.param)}
+            rows = (await run_queries(store, query))["u"] if top else []
+            data = usage.series(by, span, rows, config.prices, totals=found["totals"])
+    if not viewer.admin:
+        data["unpriced_models"] = []  # model ids are the operator's business
+    return _json(data)
 
 
 async def fidelity_data(request: Request) -> Response:

@@ -13,7 +13,7 @@ from app.evals.succession import read_rows, report
 from app.ops.usage import SqliteStore
 from app.tuning.fidelity import Profile, reference_scores
 
-from ..fakes.styles import SAMPLE
+from ..fakes.styles import FT_MODEL, SAMPLE
 from .conftest import PERSONA_PROMPT
 
 ENDPOINTS = ("/console/api/overview", "/console/api/usage", "/console/api/fidelity")
@@ -73,7 +73,8 @@ def test_a_client_key_sees_only_its_own_client(console, tmp_path):
     usage = console.get("/console/api/usage", console.friend_key, by="user").json()
     assert sum(s["total"]["requests"] for s in usage["series"]) == 4  # its four, none of family's or shadows'
     everything = json.dumps([data, usage, console.get("/console/api/usage", console.friend_key).json()])
-    for secret in (PERSONA_PROMPT, "family", "canary", "shadow", "fake", console.proxy.upstream_key,
+    for secret in (PERSONA_PROMPT, "family", "canary", "shadow", "fake", FT_MODEL, "gpt-next", "open-maid",
+                   "demo-maid", "demo-secret", "secret-route", console.proxy.upstream_key,
                    console.admin_key, console.family_key, console.friend_key, "127.0.0.1"):
         assert secret not in everything, secret
     for path, options in (("/console/api/fidelity", {}), ("/console/api/probe", {"method": "POST"})):

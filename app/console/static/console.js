@@ -101,9 +101,10 @@ function renderOverview() {
       rows.push([route.name, t.role + (t.share ? " " + Math.round(t.share * 100) + "%" : ""), t.model + "@" + t.upstream,
                  mark(t.reachable, "reachable", "unreachable", "not checked"),
                  mark(t.model_present, "present", "missing", "–"), t.shutdown_date || "–", days(t.days_left),
-                 t.note || ""]);
+                 t.fine_tuning_until || "–", t.note || ""]);
     }
-    box.append(table(["route", "role", "target", "upstream", "model", "shutdown", "left", "note"], rows));
+    box.append(table(["route", "role", "target", "upstream", "model", "shutdown", "left", "fine-tuning until", "note"],
+                     rows));
   } else {
     box.append(table(["route", "next shutdown", "left"],
                      overview.routes.map((r) => [r.name, r.next_shutdown || "–", days(r.days_left)])));
@@ -117,20 +118,22 @@ function timeline() {
   const today = Date.parse(overview.today);
   const items = [];
   for (const route of overview.routes) {
-    for (const t of route.targets || [{name: route.name, shutdown_date: route.next_shutdown, role: ""}]) {
-      if (t.shutdown_date) items.push({label: route.name + " · " + t.name, date: Date.parse(t.shutdown_date), t});
+    for (const t of route.targets || [{name: "", shutdown_date: route.next_shutdown, role: ""}]) {
+      const label = t.name ? route.name + " · " + t.role + " " + t.name : route.name;
+      if (t.shutdown_date) items.push({label, date: Date.parse(t.shutdown_date), t});
     }
   }
   const cutoffs = new Set();
   for (const route of overview.routes) for (const t of route.targets || []) if (t.fine_tuning_until) cutoffs.add(t.fine_tuning_until);
   if (!items.length) { box.append(el("p", {class: "muted"}, "No target has a known shutdown date.")); return; }
   const end = Math.max(...items.map((i) => i.date), today + 86400000 * 30) + 86400000 * 7;
-  const W = 720, left = 230, row = 22, H = 30 + row * items.length;
+  // Drawn at the box's own width, so its text stays the size of the page's.
+  const W = Math.max(600, box.clientWidth || 720), left = Math.min(420, W / 3), row = 22, H = 34 + row * items.length;
   const x = (d) => left + (W - left - 10) * (d - today) / (end - today);
   const chart = svg("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "retirement timeline"});
   items.sort((a, b) => a.date - b.date).forEach((item, i) => {
     const y = 20 + i * row, left_days = Math.round((item.date - today) / 86400000);
-    chart.append(svg("text", {x: 4, y: y + 12}, item.label.slice(0, 38)));
+    chart.append(svg("text", {x: 4, y: y + 12}, item.label.slice(0, Math.floor(left / 6.5))));
     const bar = svg("rect", {x: x(today), y: y + 2, width: Math.max(2, x(item.date) - x(today)), height: 14, rx: 3,
                              fill: left_days <= 30 ? "#ef6c00" : "#1565c0"});
     bar.append(svg("title", {}, `${item.label}: shuts down ${new Date(item.date).toISOString().slice(0, 10)} (${left_days} days)`));
@@ -141,7 +144,9 @@ function timeline() {
     if (cx < left || cx > W) continue;
     const line = svg("line", {x1: cx, x2: cx, y1: 10, y2: H, stroke: "#c62828", "stroke-dasharray": "4 3"});
     line.append(svg("title", {}, "last day for new fine-tuning jobs: " + cutoff));
-    chart.append(line, svg("text", {x: cx + 3, y: 10}, "fine-tuning ends " + cutoff));
+    const right = cx > W - 160;
+    chart.append(line, svg("text", {x: right ? cx - 3 : cx + 3, y: 10, "text-anchor": right ? "end" : "start"},
+                           "last fine-tuning jobs " + cutoff));
   }
   chart.append(svg("text", {x: left, y: H - 2}, "today " + overview.today));
   box.append(chart);
@@ -165,7 +170,7 @@ function renderClients() {
     limit("requests this minute", used.requests, c.limits.rpm, windowResets);
     limit("tokens this minute", used.tokens, c.limits.tpm, windowResets);
     limit("in flight", used.in_flight, c.limits.max_parallel, "");
-    limit("spent (USD, " + (c.limits.budget_period || "period") + ")", used.spent_usd, c.limits.budget_usd,
+    limit("spent (USD" + (c.limits.budget_period ? ", this " + c.limits.budget_period : "") + ")", used.spent_usd, c.limits.budget_usd,
           used.period_resets_in_s != null ? "in " + Math.round(used.period_resets_in_s / 3600) + " h" : "");
     const head = el("h3", {}, c.client + " · routes: " + c.routes.join(", ") + (c.note ? " · " + c.note : ""));
     box.append(head, table(["limit", "used", "of", "", "resets"], rows, [1, 2]));
