@@ -124,10 +124,8 @@ async def fidelity_data(request: Request) -> Response:
                                  "targets": []}
         if config.usage.enabled:
             store = state.store(config)
-            markers = list(route.profile.markers)
-            counts, lengths = fidelity.queries(route.name, markers, span, store.day, store.param, store.instr)
-            found = await run_queries(store, {"c": counts, "l": lengths})
-            entry["targets"] = fidelity.daily(found["c"], found["l"], route.profile, reference)
+            found = await run_queries(store, fidelity.queries(route.name, span, store.param))
+            entry["targets"] = fidelity.daily(found, route.profile, reference)
         out.append(entry)
     return _json({"from": span.first.isoformat(), "to": span.last.isoformat(), "days": span.days, "routes": out})
 

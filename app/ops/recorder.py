@@ -80,6 +80,17 @@ class Recorder:
 
     def start(self) -> None:
         self._turns.start()
+        if self.store is not None and self.store.open_at_start:
+            # A database from an older version gets its rollups built now, not at the first write
+            # (until then the console would read them empty). SQLite files are opened by `serve`.
+            self._thread.submit(self._open)
+
+    def _open(self) -> None:
+        assert self.store is not None
+        try:
+            self.store.open()
+        except Exception as exc:  # unreachable now: the first batch tries again, and says so if it fails
+            logger.warning("usage: the store could not be opened at start (%s)", type(exc).__name__)
 
     async def close(self) -> None:
         """Count and write what is queued and stop; never interrupts a write in progress."""

@@ -84,27 +84,36 @@ def totals(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> dict[str, d
     return out
 
 
-def upsert(table: str, param: str, count: int) -> str:
+def upsert(table: str, param: str, count: int, keys: Sequence[str] | None = None,
+           measures: Sequence[str] = MEASURES) -> str:
     """An upsert of ``count`` distinct keys into ``table``, adding to what is there."""
-    columns = ("day", *TABLES[table], *MEASURES)
-    row = f"({', '.join([param] * len(columns))})"
-    added = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} "
-            f"ON CONFLICT (day, {', '.join(TABLES[table])}) DO UPDATE SET {added}")
+    keys = ("day", *TABLES[table]) if keys is None else keys
+    row = f"({', '.join([param] * (len(keys) + len(measures)))})"
+    added = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
+    return (f"INSERT INTO {table} ({', '.join((*keys, *measures))}) VALUES {', '.join([row] * count)} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}")
+
+
+def chunked(table: str, items: Sequence[Sequence[Any]], param: str, max_parameters: int,
+            keys: Sequence[str] | None = None, measures: Sequence[str] = MEASURES) -> list[tuple[str, list[Any]]]:
+    """Upserts of ``items`` (keys then measures, each) into ``table``, within the driver's parameter limit."""
+    width = len(items[0]) if items else 1
+    per = max_parameters // width
+    return [(upsert(table, param, len(part), keys, measures), [value for item in part for value in item])
+            for part in (items[start:start + per] for start in range(0, len(items), per))]
 
 
 def statements(rows: Sequence[Sequence[Any]], columns: Sequence[str], param: str,
                max_parameters: int) -> list[tuple[str, list[Any]]]:
     """The upserts that add a batch of usage rows to both rollups, within the driver's parameter limit."""
-    out = []
     summed = totals(rows, columns)
-    for table, dims in TABLES.items():
-        items = [(*key, *sums) for key, sums in summed[table].items()]
-        per = max_parameters // (1 + len(dims) + len(MEASURES))
-        for start in range(0, len(items), per):
-            part = items[start:start + per]
-            out.append((upsert(table, param, len(part)), [value for item in part for value in item]))
-    return out
+    return [statement for table in TABLES
+            for statement in chunked(table, [(*key, *sums) for key, sums in summed[table].items()], param,
+                                     max_parameters)]
+
+
+def utc_day(when: float) -> str:
+    return dt.datetime.fromtimestamp(when // 86_400 * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 
 def split_at_day(since: float) -> tuple[float, str]:

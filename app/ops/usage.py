@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import fidelity, rollups
+from . import fidelity, fidelity_rollups, rollups
 
 if TYPE_CHECKING:
     import sqlite3
@@ -86,7 +86,7 @@ class SqliteStore:
 
     day = "date(time, 'unixepoch')"
     param = "?"
-    instr = "instr({}, {})"  # where a text is found in another (0: nowhere)
+    open_at_start = False  # `serve` opens an existing file before workers fork; a new one waits for a write
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -115,18 +115,23 @@ class SqliteStore:
         if not _rollups_built(db):
             db.execute("BEGIN IMMEDIATE")  # one writer builds them; the others wait, then find them built
             try:
-                _build_rollups(db, self.day)
+                _build_rollups(db, self.day, self.param)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return db
 
+    def open(self) -> None:
+        """Connect for writing now (building any missing rollups), rather than at the first write."""
+        if self._db is None:
+            self._db = self.connect()
+
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
-        self._insert("fidelity", fidelity.COLUMNS, rows)
+        self._insert("fidelity", fidelity.COLUMNS, rows, fidelity_rollups.statements(rows, self.param, MAX_PARAMETERS))
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
                 then: Sequence[tuple[str, list[Any]]] = ()) -> None:
@@ -161,7 +166,7 @@ class PostgresStore:
 
     day = "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
     param = "%s"
-    instr = "strpos({}, {})"
+    open_at_start = True
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -182,15 +187,20 @@ class PostgresStore:
             db.execute(fidelity.TABLE.format(real="DOUBLE PRECISION", flag="BOOLEAN"))
             db.execute(fidelity.INDEX)
             if not _rollups_built(db):  # under the lock: one replica builds them, the others find them built
-                _build_rollups(db, self.day)
+                _build_rollups(db, self.day, self.param)
             db.commit()
         return db
+
+    def open(self) -> None:
+        """Connect for writing now (building any missing rollups), rather than at the first write."""
+        if self._db is None:
+            self._db = self.connect()
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
 
     def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
-        self._insert("fidelity", fidelity.COLUMNS, rows)
+        self._insert("fidelity", fidelity.COLUMNS, rows, fidelity_rollups.statements(rows, self.param, MAX_PARAMETERS))
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
                 then: Sequence[tuple[str, list[Any]]] = ()) -> None:
@@ -222,6 +232,8 @@ def _rollups_built(db: Any) -> bool:
         db.execute(rollups.ddl(table))
     for index in rollups.INDEXES:
         db.execute(index)
+    for table in fidelity_rollups.TABLES:
+        db.execute(fidelity_rollups.ddl(table))
     found = db.execute(f"SELECT count(*) FROM usage_rollups WHERE name = '{rollups.VERSION}'").fetchone()
     if not (found and found[0]):
         return False
@@ -232,7 +244,7 @@ def _rollups_built(db: Any) -> bool:
     return not (empty and counted)
 
 
-def _build_rollups(db: Any, day: str) -> None:
+def _build_rollups(db: Any, day: str, param: str) -> None:
     """The rollups from every row already recorded (once: a store from before they existed)."""
     if _rollups_built(db):  # another writer built them while this one waited for the lock
         return
@@ -242,6 +254,7 @@ def _build_rollups(db: Any, day: str) -> None:
     for table in rollups.TABLES:
         db.execute(f"DELETE FROM {table}")
         db.execute(rollups.backfill(table, day))
+    fidelity_rollups.rebuild(db, param, MAX_PARAMETERS)
     db.execute(f"DELETE FROM usage_rollups WHERE name = '{rollups.VERSION}'")
     db.execute(f"INSERT INTO usage_rollups (name, built) VALUES ('{rollups.VERSION}', {time.time()})")
 

@@ -25,11 +25,11 @@ def test_daily_fidelity_from_counts_equals_scores_of_the_replies():
                        chrf=None, break_share=0.01)
     replies = [ReplyMeasures("zh-Hant", rng.random() < 0.9, tuple(m for m in profile.markers if rng.random() < 0.5),
                              rng.random() < 0.05, rng.randint(5, 80)) for _ in range(200)]
-    counts = [("2026-12-02", "t@u", "canary", len(replies), sum(r.in_script for r in replies),
-               sum(r.breaks for r in replies), *(sum(m in r.markers for r in replies) for m in profile.markers))]
-    lengths = [("2026-12-02", "t@u", "canary", n, sum(r.length == n for r in replies))
-               for n in {r.length for r in replies}]
-    ((entry,),) = [daily(counts, lengths, profile, reference)]
+    key = ("2026-12-02", "t@u", "canary")
+    found = {"counts": [(*key, len(replies), sum(r.in_script for r in replies), sum(r.breaks for r in replies))],
+             "markers": [(*key, m, sum(m in r.markers for r in replies)) for m in profile.markers],
+             "lengths": [(*key, n, sum(r.length == n for r in replies)) for n in {r.length for r in replies}]}
+    ((entry,),) = [daily(found, profile, reference)]
     expected = scores_of(replies, profile, reference)
     assert entry["target"] == "t@u" and entry["role"] == "canary"
     assert entry["days"] == [{"day": "2026-12-02", "replies": 200, "fidelity": round(expected.fidelity, 3)}]

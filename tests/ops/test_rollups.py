@@ -16,6 +16,8 @@ from app.ops import rollups
 from app.ops.rollups import GROUPS
 from app.ops.usage import COLUMNS, Completed, PostgresStore, SqliteStore, fetch, rollups_built
 
+from ..fakes.postgres import postgres_schema
+
 DAY = 86_400
 NOW = time.time()
 
@@ -53,19 +55,7 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield SqliteStore(tmp_path / "usage.sqlite3")
         return
-    url = os.environ.get("PERSONA_PROXY_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("PERSONA_PROXY_TEST_POSTGRES_URL is not set")
-    import psycopg
-
-    def drop():
-        with psycopg.connect(url) as db:
-            for table in ("usage", "fidelity", *ROLLUP_TABLES):
-                db.execute(f"DROP TABLE IF EXISTS {table}")
-
-    drop()
-    yield PostgresStore(url)
-    drop()
+    yield PostgresStore(postgres_schema("rollups_test"))
 
 
 ROLLUP_TABLES = (*rollups.TABLES, "usage_rollups")
