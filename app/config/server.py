@@ -28,7 +28,8 @@ class ServerSettings(BaseModel):
     )
     admin_keys_env: EnvName = Field(
         default="PERSONA_PROXY_ADMIN_KEYS",
-        description="Environment variable holding admin keys; /metrics is served only when it is set.",
+        description="Environment variable holding admin keys: /metrics is served, and the whole console at "
+        "/console opens, only to them (client keys see only their own client there).",
     )
     allow_unauthenticated: bool = Field(
         default=False,

@@ -47,6 +47,9 @@ def test_the_image_and_compose_agree_on_the_config_folder_and_the_data_volume():
     assert re.search(r"mkdir -p /data && chown persona /data", dockerfile)
     assert '"--config", "/config/config.toml"' in dockerfile and '"--config", "/config/config.toml"' in compose
     assert "- ./config:/config:ro" in compose and re.search(r"- persona-data:/data\n", compose)
+    # The console is published on the host's loopback only, with the admin key variable .env.example names.
+    assert '- "127.0.0.1:8080:8080"' in compose and "/console" in compose
+    assert "PERSONA_PROXY_ADMIN_KEYS=" in (REPO / ".env.example").read_text(encoding="utf-8")
     kube = (REPO / "deploy" / "kubernetes" / "persona-proxy.yaml").read_text(encoding="utf-8")
     assert "mountPath: /data" in kube and "readOnlyRootFilesystem: true" in kube
 
