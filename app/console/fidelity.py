@@ -25,12 +25,10 @@ def queries(route: str, span: Span, param: str) -> dict[str, tuple[str, tuple[An
     where = f"WHERE route = {param} AND day >= {param} AND day <= {param}"
     values = (route, span.first.isoformat(), span.last.isoformat())
     return {
-        "counts": (f"SELECT day, target, role, sum(replies), sum(in_script), sum(breaks) FROM fidelity_daily {where} "
-                   "GROUP BY 1, 2, 3", values),
-        "markers": (f"SELECT day, target, role, marker, sum(replies) FROM fidelity_daily_markers {where} "
-                    "GROUP BY 1, 2, 3, 4", values),
-        "lengths": (f"SELECT day, target, role, length, sum(replies) FROM fidelity_daily_lengths {where} "
-                    "GROUP BY 1, 2, 3, 4", values),
+        # One route's rows are unique per day, target and role (and marker, and length): nothing to group.
+        "counts": (f"SELECT day, target, role, replies, in_script, breaks FROM fidelity_daily {where}", values),
+        "markers": (f"SELECT day, target, role, marker, replies FROM fidelity_daily_markers {where}", values),
+        "lengths": (f"SELECT day, target, role, length, replies FROM fidelity_daily_lengths {where}", values),
     }
 
 

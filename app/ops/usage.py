@@ -112,7 +112,7 @@ class SqliteStore:
         db.execute("CREATE INDEX IF NOT EXISTS usage_time ON usage (time)")
         db.execute(fidelity.TABLE.format(real="REAL", flag="INTEGER"))
         db.execute(fidelity.INDEX)
-        if not _rollups_built(db):
+        if not _rollups_built(db, " WITHOUT ROWID"):
             db.execute("BEGIN IMMEDIATE")  # one writer builds them; the others wait, then find them built
             try:
                 _build_rollups(db, self.day, self.param)
@@ -226,14 +226,14 @@ class PostgresStore:
 Store = SqliteStore | PostgresStore
 
 
-def _rollups_built(db: Any) -> bool:
+def _rollups_built(db: Any, table_options: str = "") -> bool:
     db.execute(rollups.STATE)
     for table in rollups.TABLES:
         db.execute(rollups.ddl(table))
     for index in rollups.INDEXES:
         db.execute(index)
     for table in fidelity_rollups.TABLES:
-        db.execute(fidelity_rollups.ddl(table))
+        db.execute(fidelity_rollups.ddl(table, table_options))
     found = db.execute(f"SELECT count(*) FROM usage_rollups WHERE name = '{rollups.VERSION}'").fetchone()
     if not (found and found[0]):
         return False
