@@ -97,13 +97,7 @@ async def usage_data(request: Request) -> Response:
     else:
         store = _state(request).store(config)
         found = await run_queries(store, usage.queries(by, span, viewer, store.param))
-        if by != "user":
-            data = usage.series(by, span, found["groups"], config.prices)
-        else:
-            top = [str(row[0]) for row in found["rank"]]
-            query = {"u": usage.users_query(top, span, viewer, store.param)}
-            rows = (await run_queries(store, query))["u"] if top else []
-            data = usage.series(by, span, rows, config.prices, totals=found["totals"])
+        data = usage.series(by, span, found["groups"], config.prices, totals=found.get("totals"))
     if not viewer.admin:
         data["unpriced_models"] = []  # model ids are the operator's business
     return _json(data)

@@ -87,7 +87,8 @@ def scope_of(viewer: Viewer, param: str) -> tuple[str, tuple[Any, ...]]:
 
 
 def queries(by: str, span: Span, viewer: Viewer, param: str) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """The queries for one panel (each row: day, group, model, then the four sums), by name."""
+    """The queries for one panel (each row: day, group, model, then the four sums), by name; for end users
+    also each day's totals, of which the top users' part is taken out as "(others)"."""
     where, values = scope_of(viewer, param)
     days = (span.first.isoformat(), span.last.isoformat())
     if by != "user":
@@ -95,21 +96,17 @@ def queries(by: str, span: Span, viewer: Viewer, param: str) -> dict[str, tuple[
         return {"groups": (f"SELECT day, {column}, model, {MEASURES} FROM usage_daily WHERE day >= {param} "
                            f"AND day <= {param}{where} GROUP BY 1, 2, 3", (*days, *values))}
     months = (span.first.replace(day=1).isoformat(), span.last.isoformat())
+    # The top users, ranked in the monthly rollup, then their days read through the daily one's index
+    # on end user and day: one statement, one round trip.
+    top = (f"SELECT user_id FROM usage_monthly_users WHERE day >= {param} AND day <= {param}{where} "
+           f"AND user_id <> '' GROUP BY 1 ORDER BY sum(requests) DESC, 1 LIMIT {TOP}")
     return {
-        "rank": (f"SELECT user_id, sum(requests) FROM usage_monthly_users WHERE day >= {param} AND day <= {param}"
-                 f"{where} AND user_id <> '' GROUP BY 1 ORDER BY 2 DESC LIMIT {TOP}", (*months, *values)),
+        "groups": (f"WITH top AS ({top}) SELECT day, user_id, model, {MEASURES} FROM usage_daily_users "
+                   f"WHERE user_id IN (SELECT user_id FROM top) AND day >= {param} AND day <= {param}{where} "
+                   "GROUP BY 1, 2, 3", (*months, *values, *days, *values)),
         "totals": (f"SELECT day, '', model, {MEASURES} FROM usage_daily WHERE day >= {param} AND day <= {param}"
                    f"{where} GROUP BY 1, 2, 3", (*days, *values)),
     }
-
-
-def users_query(users: Sequence[str], span: Span, viewer: Viewer, param: str) -> tuple[str, tuple[Any, ...]]:
-    """The daily figures of the top end users (read through the rollup's index on end user and day)."""
-    where, values = scope_of(viewer, param)
-    marks = ", ".join([param] * len(users))
-    return (f"SELECT day, user_id, model, {MEASURES} FROM usage_daily_users WHERE user_id IN ({marks}) "
-            f"AND day >= {param} AND day <= {param}{where} GROUP BY 1, 2, 3",
-            (*users, span.first.isoformat(), span.last.isoformat(), *values))
 
 
 def series(by: str, span: Span, rows: Sequence[Sequence[Any]], prices: Mapping[str, PriceSettings],
