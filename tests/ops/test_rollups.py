@@ -14,7 +14,7 @@ import pytest
 from app.cli.usage import grouped_rows
 from app.ops import rollups
 from app.ops.rollups import GROUPS
-from app.ops.usage import COLUMNS, Completed, PostgresStore, SqliteStore, fetch, rollups_built
+from app.ops.usage import COLUMNS, Completed, PostgresStore, SqliteStore, fetch, rollups_built, spent_since
 
 from ..fakes.postgres import postgres_schema
 
@@ -157,3 +157,24 @@ def test_serve_builds_an_older_files_rollups_before_it_serves(tmp_path):
     with serve_process(["--workers", "2"], env=env, cwd=tmp_path) as (proc, _):
         assert rollups_built(store)
     assert "building the daily rollups from 40 row(s), once" in proc.output  # type: ignore[attr-defined]
+
+
+def test_budgets_read_from_the_rollups_what_the_rows_say(store):
+    batch = rows(500, seed=4) + [row._replace(kind="shadow", role="shadow", client=None) for row in rows(50, seed=5)]
+    store.write(batch)
+    store.reset()
+    midnight = NOW // DAY * DAY - 5 * DAY
+    expected: dict[tuple, list[int]] = {}
+    for row in batch:
+        if row.time >= midnight and row.client is not None and row.kind != "shadow":
+            day = time.strftime("%Y-%m-%d", time.gmtime(row.time))
+            sums = expected.setdefault((row.client, row.user_id, row.model, day), [0, 0])
+            sums[0] += row.prompt_tokens or 0
+            sums[1] += row.completion_tokens or 0
+    assert rollups_built(store)
+    from_rollups = spent_since(store, midnight)
+    assert {(c, u, m, d): [p, o] for c, u, m, d, p, o in from_rollups} == expected
+    # Not from a midnight: the rows themselves, with the same answer for the same whole days.
+    from_rows = spent_since(store, midnight - 0.5)
+    assert {k: v for k, v in ((r[:4], list(r[4:])) for r in from_rows) if k[3] in {d for *_, d in expected}} == \
+        expected
