@@ -9,6 +9,8 @@ from elsewhere); its data comes from ``/console/api/*`` with the viewer's key.
 
 from __future__ import annotations
 
+import logging
+
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -16,6 +18,7 @@ from . import handlers
 from .state import ConsoleState
 
 PREFIX = "/console"
+logger = logging.getLogger(__name__)
 
 
 def install(app: Starlette) -> Starlette:
@@ -30,6 +33,12 @@ def install(app: Starlette) -> Starlette:
         Route(f"{PREFIX}/api/probe", handlers.probe, methods=["POST"]),
         Route(f"{PREFIX}/api/try", handlers.try_it, methods=["POST"]),
     ])
+    config = app.state.config
+    if config.admin_keys:
+        logger.info("console at %s: sign in with an admin key, or a client key for its own page", PREFIX)
+    else:
+        logger.info("console at %s: no admin keys in %s, so only client keys can sign in there", PREFIX,
+                    config.server.admin_keys_env)
     return app
 
 
