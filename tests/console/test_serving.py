@@ -113,3 +113,27 @@ def test_an_older_postgresql_store_is_charted_before_any_new_request(make_proxy,
             break
         time.sleep(0.05)
     assert data["series"][0]["requests"][-5:] == [1, 1, 1, 1, 1]
+
+
+def test_a_reload_shows_in_the_console_without_a_restart(tmp_path):
+    import signal
+
+    config = tmp_path / "config.toml"
+    base_text = '[server]\nadmin_keys_env = "TEST_ADMIN_KEYS"\n[upstreams.demo]\nkind = "demo"\n' \
+                '[routes.maid-demo]\nupstream = "demo"\nmodel = "demo-maid"\n'
+    config.write_text(base_text, encoding="utf-8")
+    env = {**os.environ, "PERSONA_PROXY_DATA_DIR": str(tmp_path), "TEST_ADMIN_KEYS": "pp-admin-0123456789abcdef",
+           "PERSONA_PROXY_API_KEYS": ""}
+    admin = {"authorization": "Bearer pp-admin-0123456789abcdef"}
+    with serve_process(["--config", str(config)], env=env) as (proc, base):
+        names = [r["name"] for r in httpx.get(base + "/console/api/overview", headers=admin).json()["routes"]]
+        assert names == ["maid-demo"]
+        config.write_text(base_text + '[routes.lily]\nupstream = "demo"\nmodel = "demo-lily"\n'
+                          'shutdown_date = "2027-01-14"\n', encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            routes = {r["name"]: r for r in httpx.get(base + "/console/api/overview", headers=admin).json()["routes"]}
+            if "lily" in routes:
+                break
+            time.sleep(0.05)
+        assert routes["lily"]["next_shutdown"] == "2027-01-14"
