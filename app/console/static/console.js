@@ -174,7 +174,8 @@ function renderClients() {
           used.period_resets_in_s != null ? "in " + Math.round(used.period_resets_in_s / 3600) + " h" : "");
     const head = el("h3", {}, c.client + " · routes: " + c.routes.join(", ") + (c.note ? " · " + c.note : ""));
     box.append(head, table(["limit", "used", "of", "", "resets"], rows, [1, 2]));
-    if (Object.keys(c.per_user || {}).length) box.append(el("p", {class: "hint"}, "each end user: " + JSON.stringify(c.per_user)));
+    const perUser = Object.entries(c.per_user || {}).map(([k, v]) => k.replace("_", " ") + " " + v).join(", ");
+    if (perUser) box.append(el("p", {class: "hint"}, "and for each end user: " + perUser));
     if (c.keys) box.append(el("p", {class: "hint"}, "keys: " + c.keys.join(", ") + " (from " + c.key_env + ") · counted in " + c.source));
   }
 }
