@@ -19,10 +19,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .fidelity import MARKER_SEPARATOR
+from .fidelity import COLUMNS, MARKER_SEPARATOR
 from .rollups import chunked, utc_day
 
 KEYS = ("day", "route", "target", "role")
+# What a row is summed from, as positions in a fidelity row (derived from its columns, never a copy).
+READ = COLUMNS[:COLUMNS.index("length") + 1]
+TIME, ROUTE, TARGET, ROLE, IN_SCRIPT, MARKERS, BREAKS, LENGTH = (
+    READ.index(c) for c in ("time", "route", "target", "role", "in_script", "markers", "breaks", "length"))
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # table: (extra key, measures)
     "fidelity_daily": ((), ("replies", "in_script", "breaks")),
     "fidelity_daily_markers": (("marker",), ("replies",)),
@@ -46,14 +50,14 @@ def totals(rows: Iterable[Sequence[Any]]) -> dict[str, dict[tuple[Any, ...], lis
     out: dict[str, dict[tuple[Any, ...], list[int]]] = {t: defaultdict(lambda: [0, 0, 0]) for t in TABLES}
     daily, markers, lengths = (out[t] for t in TABLES)
     for row in rows:
-        key = (utc_day(float(row[0])), row[1], row[2], row[3])
+        key = (utc_day(float(row[TIME])), row[ROUTE], row[TARGET], row[ROLE])
         sums = daily[key]
         sums[0] += 1
-        sums[1] += bool(row[8])
-        sums[2] += bool(row[10])
-        for marker in filter(None, str(row[9] or "").split(MARKER_SEPARATOR)):
+        sums[1] += bool(row[IN_SCRIPT])
+        sums[2] += bool(row[BREAKS])
+        for marker in filter(None, str(row[MARKERS] or "").split(MARKER_SEPARATOR)):
             markers[(*key, marker)][0] += 1
-        lengths[(*key, int(row[11]))][0] += 1
+        lengths[(*key, int(row[LENGTH]))][0] += 1
     return out
 
 
@@ -71,8 +75,7 @@ def rebuild(db: Any, param: str, max_parameters: int) -> None:
     """All three from the fidelity rows already there (once, for a store written before them)."""
     for table in TABLES:
         db.execute(f"DELETE FROM {table}")
-    cursor = db.execute("SELECT time, route, target, role, api, conversation, request_id, script, in_script, "
-                        "markers, breaks, length FROM fidelity")
+    cursor = db.execute(f"SELECT {', '.join(READ)} FROM fidelity")
     while batch := cursor.fetchmany(50_000):
         for sql, params in statements(batch, param, max_parameters):
             db.execute(sql, params)

@@ -70,7 +70,7 @@ def totals(rows: Iterable[Sequence[Any]], columns: Sequence[str]) -> dict[str, d
         number = int(row[0] // 86_400)
         day = days.get(number)
         if day is None:
-            day = days[number] = dt.datetime.fromtimestamp(number * 86_400, dt.UTC).strftime("%Y-%m-%d")
+            day = days[number] = utc_day(number * 86_400)
         failed = row[status] >= 400 or row[error] is not None
         for sums_by_key, indexes, monthly in plans:
             key = (day[:8] + "01" if monthly else day, *("" if row[i] is None else str(row[i]) for i in indexes))
@@ -113,6 +113,7 @@ def statements(rows: Sequence[Sequence[Any]], columns: Sequence[str], param: str
 
 
 def utc_day(when: float) -> str:
+    """The UTC day a Unix time falls in, as the rollups key it."""
     return dt.datetime.fromtimestamp(when // 86_400 * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 

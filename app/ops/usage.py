@@ -81,7 +81,39 @@ _ADDED = {"api": "api TEXT NOT NULL DEFAULT 'chat'", "role": "role TEXT NOT NULL
 _ADD_COLUMN = "ALTER TABLE usage ADD COLUMN {if_not_exists}{column}"
 
 
-class SqliteStore:
+class _Writer:
+    """What both stores do alike: one connection for writing, opened when first needed, and the rows of
+    each batch written with their rollups (``_insert`` puts them in one transaction, as each driver does)."""
+
+    param: str
+    _db: Any
+
+    def connect(self, read_only: bool = False) -> Any:
+        raise NotImplementedError
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                then: Sequence[tuple[str, list[Any]]] = ()) -> None:
+        raise NotImplementedError
+
+    def open(self) -> Any:
+        """The connection for writing, made now if there is none (building any missing rollups)."""
+        if self._db is None:
+            self._db = self.connect()
+        return self._db
+
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
+
+    def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
+        self._insert("fidelity", fidelity.COLUMNS, rows, fidelity_rollups.statements(rows, self.param, MAX_PARAMETERS))
+
+    def reset(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+
+
+class SqliteStore(_Writer):
     """Usage rows in one SQLite file (the default)."""
 
     day = "date(time, 'unixepoch')"
@@ -122,37 +154,19 @@ class SqliteStore:
                 raise
         return db
 
-    def open(self) -> None:
-        """Connect for writing now (building any missing rollups), rather than at the first write."""
-        if self._db is None:
-            self._db = self.connect()
-
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
-
-    def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
-        self._insert("fidelity", fidelity.COLUMNS, rows, fidelity_rollups.statements(rows, self.param, MAX_PARAMETERS))
-
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
                 then: Sequence[tuple[str, list[Any]]] = ()) -> None:
-        if self._db is None:
-            self._db = self.connect()
         per_statement = MAX_PARAMETERS // len(columns)
         # Several rows per statement: sqlite3 lets go of the GIL around every statement it
         # steps, and on a busy server each hand-back to the event loop costs more than the row.
         # The rollups' upserts (``then``) go in the same transaction: they never disagree with the rows.
-        with self._db as db:
+        with self.open() as db:
             for start in range(0, len(rows), per_statement):
                 part = rows[start:start + per_statement]
                 db.execute(insert_sql(self.param, len(part), table, tuple(columns)),
                            [value for row in part for value in row])
             for sql, params in then:
                 db.execute(sql, params)
-
-    def reset(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        self._db = None
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -161,7 +175,7 @@ class SqliteStore:
         return str(self.path)
 
 
-class PostgresStore:
+class PostgresStore(_Writer):
     """Usage rows in PostgreSQL, shared by several replicas."""
 
     day = "to_char(to_timestamp(time) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -191,30 +205,13 @@ class PostgresStore:
             db.commit()
         return db
 
-    def open(self) -> None:
-        """Connect for writing now (building any missing rollups), rather than at the first write."""
-        if self._db is None:
-            self._db = self.connect()
-
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._insert("usage", COLUMNS, rows, rollups.statements(rows, COLUMNS, self.param, MAX_PARAMETERS))
-
-    def write_fidelity(self, rows: Sequence[fidelity.FidelityRecord]) -> None:
-        self._insert("fidelity", fidelity.COLUMNS, rows, fidelity_rollups.statements(rows, self.param, MAX_PARAMETERS))
-
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
                 then: Sequence[tuple[str, list[Any]]] = ()) -> None:
-        if self._db is None:
-            self._db = self.connect()
-        with self._db.transaction(), self._db.cursor() as cursor:
+        db = self.open()
+        with db.transaction(), db.cursor() as cursor:
             cursor.executemany(insert_sql(self.param, 1, table, tuple(columns)), rows)
             for sql, params in then:  # the rollups, in the same transaction as the rows
                 cursor.execute(sql, params)
-
-    def reset(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        self._db = None
 
     def exists(self) -> bool:
         return True
