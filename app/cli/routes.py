@@ -10,19 +10,19 @@ import click
 import httpx
 
 from ..config import Config
-from ..proxy.lifecycle import WARN_WITHIN_DAYS, is_fine_tune, relative_days, shutdown_dates, utc_today
+from ..proxy.lifecycle import (
+    ANY_MODEL,
+    WARN_WITHIN_DAYS,
+    listed_models,
+    relative_days,
+    shutdown_dates,
+    target_status,
+    utc_today,
+)
 from ..proxy.routing import RouteTable
 from ..tuning import fewshot
 from ..tuning.tokens import load_counter
 from .common import format_table, load
-
-
-class _AnyModel(frozenset[str]):
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-ANY_MODEL = _AnyModel()
 
 
 def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -46,8 +46,9 @@ def probe(config: Config, name: str, timeout: float = 10.0) -> dict[str, Any]:
         listing = response.json()
     except ValueError:
         return {"reachable": True, "models": None, "shutdowns": {}, "note": "not JSON"}
-    models = {m.get("id") for m in listing.get("data", []) if isinstance(m, dict)}
-    return {"reachable": True, "models": models, "shutdowns": shutdown_dates(listing), "note": ""}
+    models = listed_models(listing)
+    return {"reachable": True, "models": models, "shutdowns": shutdown_dates(listing),
+            "note": "" if models is not None else "not a model list"}
 
 
 def report(config: Config, today: dt.date, routes: RouteTable | None = None) -> list[dict[str, Any]]:
@@ -60,25 +61,15 @@ def report(config: Config, today: dt.date, routes: RouteTable | None = None) -> 
         for target in route.every_target:
             found = probes[target.upstream]
             date = target.shutdown_date or found["shutdowns"].get(target.model)
-            models = found["models"]
             rows.append({
                 "route": route.name, "target": target.index, "role": target.role, "upstream": target.upstream,
-                "model": target.model, "fine_tune": is_fine_tune(target.model),
-                "fine_tuning_until": _iso(config.upstreams[target.upstream].fine_tuning_cutoff),
-                "reachable": found["reachable"], "note": found["note"],
-                "model_exists": None if models is None else target.model in models,
-                "shutdown_date": date.isoformat() if date else None,
-                "days_left": (date - today).days if date else None,
-                "can_serve": bool(found["reachable"]) and (models is None or target.model in models)
-                and (date is None or date > today),
+                "model": target.model, "note": found["note"],
+                **target_status(target, date, found["reachable"], found["models"],
+                                config.upstreams[target.upstream].fine_tuning_cutoff, today),
                 "few_shot_examples": len(target.few_shot) // 2,
                 "few_shot_tokens": fewshot.cost(list(target.few_shot), counter) if counter and target.few_shot else 0,
             })
     return rows
-
-
-def _iso(date: dt.date | None) -> str | None:
-    return date.isoformat() if date else None
 
 
 def role_label(row: dict[str, Any]) -> str:

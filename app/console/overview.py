@@ -19,28 +19,20 @@ from ..clients.keys import key_hash
 from ..clients.local import LocalStore
 from ..clients.report import limits_of, used_of
 from ..config import Config
-from ..proxy.lifecycle import Lifecycle, is_fine_tune
+from ..proxy.lifecycle import Lifecycle, target_status
 from ..proxy.routing import Route, Target
 from .access import Viewer
-from .probe import ANY, Found
+from .probe import Found
 
 
 def target_view(target: Target, config: Config, lifecycle: Lifecycle, found: Found | None,
                 today: dt.date) -> dict[str, Any]:
-    date = lifecycle.shutdown_date(target)
-    models = found.models if found else None
-    present = None if models is None else (models is ANY or target.model in models)
-    reachable = found.reachable if found else None
-    cutoff = config.upstreams[target.upstream].fine_tuning_cutoff
-    return {
-        "name": target.name, "role": target.role, "index": target.index, "upstream": target.upstream,
-        "model": target.model, "fine_tune": is_fine_tune(target.model), "share": target.share or None,
-        "reachable": reachable, "model_present": present, "note": found.note if found else "not checked yet",
-        "checked": round(found.checked) if found else None,
-        "shutdown_date": date.isoformat() if date else None, "days_left": (date - today).days if date else None,
-        "fine_tuning_until": cutoff.isoformat() if cutoff else None,
-        "can_serve": bool(reachable) and present is not False and (date is None or date > today),
-    }
+    status = target_status(target, lifecycle.shutdown_date(target), found.reachable if found else None,
+                           found.models if found else None,
+                           config.upstreams[target.upstream].fine_tuning_cutoff, today)
+    return {"name": target.name, "role": target.role, "index": target.index, "upstream": target.upstream,
+            "model": target.model, "share": target.share or None, **status,
+            "note": found.note if found else "not checked yet", "checked": round(found.checked) if found else None}
 
 
 def routes_view(routes: Iterable[Route], viewer: Viewer, allowed: Any, config: Config, lifecycle: Lifecycle,

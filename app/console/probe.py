@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ..proxy.lifecycle import Lifecycle
+from ..proxy.lifecycle import ANY_MODEL, Lifecycle, listed_models
 from ..proxy.upstream import UpstreamClient
 
 FRESH_SECONDS = 300.0
@@ -22,15 +22,12 @@ TIMEOUT_SECONDS = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One upstream as last checked: ``models`` is None when its list could not be read, ``ANY`` for the demo."""
+    """One upstream as last checked: ``models`` is None when its list could not be read (``ANY_MODEL``: the demo)."""
 
     reachable: bool | None
     models: frozenset[str] | None
     note: str
     checked: float
-
-
-ANY = frozenset({"*"})
 
 
 class Probes:
@@ -63,17 +60,12 @@ class Probes:
 
     async def _check(self, name: str, client: UpstreamClient, demo: bool, lifecycle: Lifecycle) -> Found:
         if demo:  # the built-in demo answers for any model id it is given
-            found = Found(True, ANY, "built-in demo", time.time())
+            found = Found(True, ANY_MODEL, "built-in demo", time.time())
         else:
             checked = await client.check("models", TIMEOUT_SECONDS)
             if checked.body is not None:
                 lifecycle.learn(name, checked.body)  # the shutdown dates it lists, as the daily check learns them
-            found = Found(checked.reachable, _ids(checked.body), checked.note, time.time())
+            found = Found(checked.reachable, listed_models(checked.body), checked.note, time.time())
         self.found[name] = found
         return found
 
-
-def _ids(listing: object) -> frozenset[str] | None:
-    if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
-        return None
-    return frozenset(m["id"] for m in listing["data"] if isinstance(m, dict) and isinstance(m.get("id"), str))

@@ -109,6 +109,36 @@ class Lifecycle:
         return min(dates, default=None)
 
 
+class _AnyModel(frozenset[str]):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+# What the built-in demo lists: it answers for any model id it is given.
+ANY_MODEL: frozenset[str] = _AnyModel()
+
+
+def listed_models(listing: Any) -> frozenset[str] | None:
+    """The model ids an upstream's ``GET /models`` answer lists (none for an object without a ``data``
+    list); None when the answer is not an object at all."""
+    if not isinstance(listing, dict):
+        return None
+    data = listing.get("data")
+    return frozenset(m["id"] for m in (data if isinstance(data, list) else ())
+                     if isinstance(m, dict) and isinstance(m.get("id"), str))
+
+
+def target_status(target: Target, date: dt.date | None, reachable: bool | None, models: frozenset[str] | None,
+                  cutoff: dt.date | None, today: dt.date) -> dict[str, Any]:
+    """Whether a target can serve, as ``routes`` and the console show it: ``models`` is what its upstream
+    lists (None: unknown), ``date`` its shutdown date, ``cutoff`` its upstream's last fine-tuning day."""
+    listed = None if models is None else target.model in models
+    return {"fine_tune": is_fine_tune(target.model), "fine_tuning_until": cutoff.isoformat() if cutoff else None,
+            "reachable": reachable, "model_exists": listed,
+            "shutdown_date": date.isoformat() if date else None, "days_left": (date - today).days if date else None,
+            "can_serve": bool(reachable) and listed is not False and (date is None or date > today)}
+
+
 def is_fine_tune(model: str) -> bool:
     """An OpenAI fine-tune id (``ft:BASE:ORG::ID``): a model that only its provider's fine-tuning can re-make."""
     return model.startswith("ft:")

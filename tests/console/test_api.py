@@ -152,7 +152,7 @@ def test_probe_finds_what_each_upstream_lists_and_one_that_is_down(console, cana
     canary_fake.stop()
     routes = {r["name"]: r for r in console.post("/console/api/probe", console.admin_key).json()["routes"]}
     maid = {t["role"]: t for t in routes["maid"]["targets"]}
-    assert maid["primary"]["reachable"] is True and maid["primary"]["model_present"] is not None
+    assert maid["primary"]["reachable"] is True and maid["primary"]["model_exists"] is not None
     assert maid["canary"]["reachable"] is False and maid["canary"]["can_serve"] is False
     assert routes["maid-demo"]["targets"][0]["note"] == "built-in demo"
     assert console.get("/console/api/overview", console.admin_key).json()["stale"] is False

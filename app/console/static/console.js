@@ -100,7 +100,7 @@ function renderOverview() {
     for (const route of overview.routes) for (const t of route.targets) {
       rows.push([route.name, t.role + (t.share ? " " + Math.round(t.share * 100) + "%" : ""), t.model + "@" + t.upstream,
                  mark(t.reachable, "reachable", "unreachable", "not checked"),
-                 mark(t.model_present, "present", "missing", "–"), t.shutdown_date || "–", days(t.days_left),
+                 mark(t.model_exists, "present", "missing", "–"), t.shutdown_date || "–", days(t.days_left),
                  t.fine_tuning_until || "–", t.note || ""]);
     }
     box.append(table(["route", "role", "target", "upstream", "model", "shutdown", "left", "fine-tuning until", "note"],
