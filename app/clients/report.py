@@ -54,16 +54,20 @@ async def client_report(config: Config) -> list[dict[str, Any]]:
     try:
         for name, settings in sorted(config.clients.items()):
             states = await gate.states(name, settings) if settings.any else ()
-            entry: dict[str, Any] = {
-                "client": name, "routes": settings.routes or sorted(config.routes),
-                "limits": limits_of(settings), "per_user": limits_of(settings.per_user),
-                "keys": [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())],
-                "key_env": settings.key_env, "source": source,
-                "used": used_of(states[0] if states else None, minute.get(name), source, settings, now)}
-            entries.append(entry)
+            used = used_of(states[0] if states else None, minute.get(name), source, settings, now)
+            entries.append(client_entry(config, name, source, used))
     finally:
         await store.close()
     return entries
+
+
+def client_entry(config: Config, name: str, source: str, used: dict[str, Any] | None) -> dict[str, Any]:
+    """One client as `clients` and the console's admin show it: scope, limits, key hashes, and what it used."""
+    settings = config.clients[name]
+    return {"client": name, "routes": settings.routes or sorted(config.routes), "limits": limits_of(settings),
+            "per_user": limits_of(settings.per_user),
+            "keys": [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())],
+            "key_env": settings.key_env, "source": source, "used": used}
 
 
 def used_of(state: PartyState | None, minute: tuple[int, int] | None, source: str, settings: LimitFields,

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..clients.gate import Gate
-from ..clients.keys import key_hash
 from ..clients.local import LocalStore
-from ..clients.report import limits_of, used_of
+from ..clients.report import client_entry, used_of
 from ..config import Config
 from ..proxy.lifecycle import Lifecycle, target_status
 from ..proxy.routing import Route, Target
@@ -68,12 +67,9 @@ async def clients_view(config: Config, gate: Gate | None, viewer: Viewer) -> lis
                 state = (await gate.states(name, settings))[0]
             except Exception as exc:  # a store that does not answer: say so, show the limits all the same
                 note = f"the limits store did not answer ({type(exc).__name__})"
-        entry: dict[str, Any] = {"client": name, "routes": settings.routes or sorted(config.routes),
-                                 "limits": limits_of(settings), "per_user": limits_of(settings.per_user),
-                                 "source": source, "note": note,
-                                 "used": used_of(state, None, source, settings, now) if state else None}
-        if viewer.admin:
-            entry["keys"] = [key_hash(k.get_secret_value()) for k in config.client_key_sets.get(name, ())]
-            entry["key_env"] = settings.key_env
+        entry = client_entry(config, name, source, used_of(state, None, source, settings, now) if state else None)
+        entry["note"] = note
+        if not viewer.admin:  # a key holder's own hashes and variable are the operator's to know
+            del entry["keys"], entry["key_env"]
         out.append(entry)
     return out
