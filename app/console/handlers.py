@@ -8,6 +8,7 @@ database never holds the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from ..ops.usage import usage_store
 from ..proxy.errors import NotFound
 from ..proxy.lifecycle import utc_today
 from ..proxy.request import read_body
+from ..proxy.routing import Route
 from . import fidelity, trying, usage
 from .access import admin_of, viewer_of
 from .overview import clients_view, routes_view
@@ -58,19 +61,14 @@ async def overview(request: Request) -> Response:
     """Who is signed in, the routes (and for an admin their targets), the clients and their use."""
     viewer = viewer_of(request)
     state, runtime = _state(request), request.app.state.runtime
-    config, routes, admission = runtime.config, runtime.routes, runtime.admission
-    client = viewer.client
-
-    def allowed(route: Any) -> bool:
-        return admission is None or admission.allows(client, route)
-
-    upstreams = sorted({t.upstream for r in routes for t in r.every_target})
+    config, admission = runtime.config, runtime.admission
     return _json({
         "viewer": viewer.body(), "today": utc_today().isoformat(),
-        "routes": routes_view(routes, viewer, allowed, config, runtime.lifecycle, state.probes.found, utc_today()),
+        "routes": routes_view(runtime.routes, viewer, admission, config, runtime.lifecycle, state.probes.found,
+                              utc_today()),
         "clients": await clients_view(config, admission.gate if admission else None, viewer),
         "usage_recorded": config.usage.enabled,
-        "stale": viewer.admin and state.probes.stale(upstreams),
+        "stale": viewer.admin and state.probes.stale(_upstreams(runtime.routes)),
     })
 
 
@@ -78,12 +76,16 @@ async def probe(request: Request) -> Response:
     """Check every upstream now (at most a few seconds), then answer the routes as the overview does."""
     viewer = admin_of(request)
     state, runtime = _state(request), request.app.state.runtime
-    used = {t.upstream for r in runtime.routes for t in r.every_target}
+    used = _upstreams(runtime.routes)
     demo = {n for n in used if runtime.config.upstreams[n].kind == "demo"}
     await state.probes.refresh({n: runtime.clients[n] for n in used}, demo, runtime.lifecycle)
-    routes = routes_view(runtime.routes, viewer, lambda r: True, runtime.config, runtime.lifecycle,
+    routes = routes_view(runtime.routes, viewer, runtime.admission, runtime.config, runtime.lifecycle,
                          state.probes.found, utc_today())
     return _json({"routes": routes})
+
+
+def _upstreams(routes: Iterable[Route]) -> set[str]:
+    return {target.upstream for route in routes for target in route.every_target}
 
 
 async def usage_data(request: Request) -> Response:
@@ -95,7 +97,7 @@ async def usage_data(request: Request) -> Response:
     if not config.usage.enabled:
         data = {**usage.series(by, span, [], config.prices), "note": "usage records are off ([usage])"}
     else:
-        store = _state(request).store(config)
+        store = usage_store(config)
         found = await run_queries(store, usage.queries(by, span, viewer, store.param))
         data = usage.series(by, span, found["groups"], config.prices, totals=found.get("totals"))
     if not viewer.admin:
@@ -117,7 +119,7 @@ async def fidelity_data(request: Request) -> Response:
         entry: dict[str, Any] = {"route": route.name, "reference": fidelity.reference_fidelity(reference),
                                  "targets": []}
         if config.usage.enabled:
-            store = state.store(config)
+            store = usage_store(config)
             found = await run_queries(store, fidelity.queries(route.name, span, store.param))
             entry["targets"] = fidelity.daily(found, route.profile, reference)
         out.append(entry)

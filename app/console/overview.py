@@ -18,6 +18,7 @@ from ..clients.gate import Gate
 from ..clients.local import LocalStore
 from ..clients.report import client_entry, used_of
 from ..config import Config
+from ..proxy.admission import Admission
 from ..proxy.lifecycle import Lifecycle, target_status
 from ..proxy.routing import Route, Target
 from .access import Viewer
@@ -34,12 +35,14 @@ def target_view(target: Target, config: Config, lifecycle: Lifecycle, found: Fou
             "note": found.note if found else "not checked yet", "checked": round(found.checked) if found else None}
 
 
-def routes_view(routes: Iterable[Route], viewer: Viewer, allowed: Any, config: Config, lifecycle: Lifecycle,
-                found: Mapping[str, Found], today: dt.date) -> list[dict[str, Any]]:
-    """Every route the viewer may see; targets only for an admin."""
+def routes_view(routes: Iterable[Route], viewer: Viewer, admission: Admission | None, config: Config,
+                lifecycle: Lifecycle, found: Mapping[str, Found], today: dt.date) -> list[dict[str, Any]]:
+    """Every route the viewer may see (a key holder: those in its scope, as ``/v1/models`` lists them);
+    targets only for an admin."""
     out = []
     for route in routes:
-        if not viewer.admin and (route.settings.hidden or not allowed(route)):
+        if not viewer.admin and (route.settings.hidden or
+                                 (admission is not None and not admission.allows(viewer.client, route))):
             continue
         date = lifecycle.next_shutdown(route)
         entry: dict[str, Any] = {"name": route.name, "next_shutdown": date.isoformat() if date else None,

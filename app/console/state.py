@@ -8,9 +8,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import Config
 from ..evals.runner import training_replies
-from ..ops.usage import Store, usage_store
+from ..ops.usage import Store
 from ..proxy.errors import ServiceUnavailable
 from ..proxy.routing import Route
 from ..tuning.fidelity import Scores, reference_scores
@@ -24,14 +23,7 @@ Queries = Mapping[str, tuple[str, tuple[Any, ...]]]
 class ConsoleState:
     def __init__(self) -> None:
         self.probes = Probes()
-        self._store: tuple[Config, Store] | None = None
         self._references: dict[tuple[str, str], Scores] = {}
-
-    def store(self, config: Config) -> Store:
-        """The usage store of the config now serving (a reload may name another)."""
-        if self._store is None or self._store[0] is not config:
-            self._store = (config, usage_store(config))
-        return self._store[1]
 
     async def reference(self, route: Route) -> Scores:
         """The training data's scores for a route, computed once per dataset (on a thread: it reads the file)."""
