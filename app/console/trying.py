@@ -1,8 +1,7 @@
 """The try-it panel for an admin: a conversation with a route, or one of its targets, streamed.
 
-Planned as the proxy plans a request to that target (persona, few-shot,
-defaults) and sent on the runtime's own upstream clients, like
-``persona-proxy chat``; the upstream's events reach the page as they come.
+Planned and sent as ``persona-proxy chat`` sends a turn (``evals.talk.open_reply``),
+on the runtime's own upstream clients; the upstream's events reach the page as they come.
 Nothing is recorded. A key holder's page talks to ``/v1/chat/completions``
 with its own key instead, so its limits and usage apply.
 """
@@ -14,9 +13,9 @@ from typing import Any
 
 import orjson
 
+from ..evals.talk import open_reply
 from ..proxy.errors import InvalidRequest, NotFound
 from ..proxy.lifecycle import Lifecycle
-from ..proxy.planning import plan_request
 from ..proxy.routing import Route, RouteTable, Target
 from ..proxy.upstream import UpstreamClient
 
@@ -60,11 +59,9 @@ def _messages(value: Any) -> list[dict[str, str]]:
 
 
 async def open_stream(route: Route, target: Target, messages: list[dict[str, str]],
-                 clients: Mapping[str, UpstreamClient]) -> AsyncIterator[bytes]:
+                      clients: Mapping[str, UpstreamClient]) -> AsyncIterator[bytes]:
     """Open the upstream stream (errors before its first byte are raised here) and relay its bytes."""
-    body = {"model": route.name, "stream": True, "messages": messages}
-    plan = plan_request(route, target, body, [], forward_user_id=False)
-    response = await clients[plan.upstream].post("chat/completions", orjson.dumps(plan.body), stream=True)
+    response = await open_reply(route, target, list(messages), clients.__getitem__)
 
     async def relay() -> AsyncIterator[bytes]:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from ..proxy.planning import plan_request
 from ..proxy.routing import Route, Target
 from ..proxy.runtime import client_for
 from ..proxy.sse import SSEDecoder, SSEEvent
+from ..proxy.transport import UpstreamResponse
 from ..proxy.upstream import UpstreamClient
 
 
@@ -31,12 +32,9 @@ class Conversation:
     async def say(self, text: str) -> AsyncIterator[str]:
         """Stream the reply to ``text``; the turn is kept only with what arrived of the reply."""
         self.messages.append({"role": "user", "content": text})
-        body = {"model": self.route.name, "stream": True, "messages": list(self.messages)}
-        plan = plan_request(self.route, self.target, body, [], forward_user_id=False)
         reply: list[str] = []
         try:
-            response = await self._client(plan.upstream).post("chat/completions", orjson.dumps(plan.body),
-                                                                stream=True)
+            response = await open_reply(self.route, self.target, list(self.messages), self._client)
             try:
                 decoder = SSEDecoder()
                 async for chunk in response.aiter_bytes():
@@ -56,6 +54,15 @@ class Conversation:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
+
+
+async def open_reply(route: Route, target: Target, messages: list[dict[str, Any]],
+                     client: Callable[[str], UpstreamClient]) -> UpstreamResponse:
+    """A streamed reply of ``target`` to ``messages``, planned as the proxy plans that target's requests
+    (persona, few-shot, defaults); ``client(upstream)`` gives the client to send it on. Open, unread."""
+    body = {"model": route.name, "stream": True, "messages": messages}
+    plan = plan_request(route, target, body, [], forward_user_id=False)
+    return await client(plan.upstream).post("chat/completions", orjson.dumps(plan.body), stream=True)
 
 
 def _text(event: object) -> str:
